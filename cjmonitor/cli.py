@@ -1,0 +1,307 @@
+"""The ``cjmonitor`` command line.
+
+User errors (``CjmonitorError``, ``OutcomesError``) are printed as one clear
+message on stderr with exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+
+import click
+
+from cjmonitor.errors import USER_ERRORS
+
+
+class _Group(click.Group):
+    """A click group that turns user errors into a clean message and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@click.version_option(package_name="cjmonitor")
+def cli(verbose: bool) -> None:
+    """cjmonitor: commissioning outcomes and contract performance for criminal-justice commissioners.
+
+    Pulls providers' monthly returns, validates and stores them, derives KPIs, judges them
+    against contract targets with proper statistics, and writes scorecards and reports.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@cli.group(cls=_Group)
+def analyse() -> None:
+    """Run an outcomes method on any CSV (interrupted time series, matching, DiD, ...)."""
+
+
+def _settings(home: str | None):
+    from cjmonitor.settings import get_settings
+
+    return get_settings(home)
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+HOME_OPTION = click.option("--home", type=click.Path(file_okay=False), default=None,
+                           help="cjmonitor home (holds var/ and out/); default $CJMONITOR_HOME or the current directory.")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+PERIOD_TYPE = click.STRING
+
+
+def _check_period(period: str | None) -> str | None:
+    if period is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise click.BadParameter(f"{period!r} is not a month written YYYY-MM", param_hint="--period")
+    return period
+
+
+@cli.group(cls=_Group)
+def db() -> None:
+    """Manage the application database."""
+
+
+@db.command("upgrade")
+@HOME_OPTION
+def db_upgrade(home: str | None) -> None:
+    """Create or migrate the database schema to the latest revision (Alembic)."""
+    from cjmonitor.pipeline import upgrade_db
+
+    settings = _settings(home)
+    upgrade_db(settings)
+    click.echo(f"database at {settings.database_url} is up to date")
+
+
+WORLD_OPTIONS = [
+    click.option("--areas", type=click.IntRange(1, 42), default=42, show_default=True, help="Number of areas (at least 5)."),
+    click.option("--months", type=int, default=36, show_default=True, help="Months of returns (24-120)."),
+    click.option("--seed", type=int, default=20231, show_default=True, help="Random seed: same seed, same bytes."),
+    click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplies caseloads (for benchmarks)."),
+    click.option("--start", default="2023-01", show_default=True, help="First month, YYYY-MM."),
+]
+
+
+def _world_options(function):
+    for option in reversed(WORLD_OPTIONS):
+        function = option(function)
+    return function
+
+
+@cli.command()
+@HOME_OPTION
+@_world_options
+@JSON_OPTION
+def generate(home, areas, months, seed, scale, start, as_json) -> None:
+    """Write a synthetic world's returns into the drop folder and its truth.json (no loading)."""
+    from cjmonitor.demo import generate_world
+
+    settings = _settings(home)
+    settings.ensure_dirs()
+    world = generate_world(settings.drop_dir, settings.truth_path, seed=seed, areas=areas, months=months,
+                           start=start, scale=scale)
+    result = {"files": len(world.files), "drop_dir": str(settings.drop_dir), "truth": str(settings.truth_path)}
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(f"wrote {result['files']} return files into {result['drop_dir']}; manifest {result['truth']}")
+
+
+@cli.command()
+@HOME_OPTION
+@_world_options
+@JSON_OPTION
+def demo(home, areas, months, seed, scale, start, as_json) -> None:
+    """Generate the synthetic world and run the whole job end to end: ingest, derive, judge, render."""
+    from cjmonitor.demo import generate_world
+    from cjmonitor.pipeline import load_world_reference, run_all, upgrade_db
+
+    settings = _settings(home)
+    started = time.perf_counter()
+    if settings.drop_dir.exists() and any(settings.drop_dir.iterdir()):
+        click.echo(f"note: {settings.drop_dir} already holds files; regenerating the world over them", err=True)
+    upgrade_db(settings)
+    world = generate_world(settings.drop_dir, settings.truth_path, seed=seed, areas=areas, months=months,
+                           start=start, scale=scale)
+    load_world_reference(settings, world)
+    result = run_all(settings)
+    ingest = result["ingest"]
+    summary = {
+        "areas": len(world.areas),
+        "contracts": len(world.contracts),
+        "files_written": len(world.files),
+        "submissions_loaded": ingest["accepted"],
+        "submissions_rejected": ingest["rejected"],
+        "duplicates_skipped": ingest["duplicate"],
+        "unrecognised_files": ingest["unrecognised"],
+        "kpi_values": result["kpi_values"],
+        "period": result["period"],
+        "scorecards": len(result["scorecards"]),
+        "index": result["index"],
+        "error_reports": ingest["error_reports"],
+        "truth": str(settings.truth_path),
+        "database": settings.database_url,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if as_json:
+        _echo_json(summary)
+        return
+    click.echo(f"cjmonitor demo: {summary['areas']} areas, {summary['contracts']} contracts, {summary['files_written']} return files")
+    click.echo(f"  returns loaded: {summary['submissions_loaded']}, rejected: {summary['submissions_rejected']}"
+               f" (error reports in {settings.out_dir / 'data-quality'})")
+    click.echo(f"  KPI values derived: {summary['kpi_values']}; latest period {summary['period']}")
+    click.echo(f"  scorecards written: {summary['scorecards']} under {settings.out_dir / 'scorecards' / summary['period']}")
+    click.echo(f"  open: {summary['index']}")
+    click.echo(f"  injected effects to recover: {summary['truth']}")
+    click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
+
+
+@cli.command()
+@HOME_OPTION
+@click.option("--provider", default=None, help="Only this provider's files.")
+@JSON_OPTION
+def ingest(home, provider, as_json) -> None:
+    """Land, validate and load every new file in the drop folder."""
+    from cjmonitor.pipeline import ingest as run_ingest
+
+    summary = run_ingest(_settings(home), provider)
+    if as_json:
+        _echo_json(summary.to_dict())
+        return
+    for outcome in summary.outcomes:
+        if outcome["status"] != "accepted":
+            click.echo(f"{outcome['status']:>12}  {outcome['file']}: {outcome['message']}")
+    click.echo(f"accepted {summary.accepted}, rejected {summary.rejected}, already received {summary.duplicate}, "
+               f"unrecognised {summary.unrecognised}")
+
+
+@cli.command()
+@HOME_OPTION
+@click.option("--period", default=None, help="Month to render, YYYY-MM (default: the latest judged month).")
+@click.option("--contract", "contracts", multiple=True, help="Only this contract (repeatable).")
+@JSON_OPTION
+def run(home, period, contracts, as_json) -> None:
+    """Ingest, derive KPIs, judge them and render scorecards (the monthly job without a scheduler)."""
+    from cjmonitor.pipeline import derive, judge, render
+    from cjmonitor.pipeline import ingest as run_ingest
+
+    settings = _settings(home)
+    _check_period(period)
+    summary = run_ingest(settings)
+    kpis = derive(settings)
+    judged = judge(settings)
+    rendered = render(settings, period, list(contracts) or None)
+    result = {"ingest": {k: getattr(summary, k) for k in ("accepted", "rejected", "duplicate", "unrecognised")},
+              "kpi_values": kpis, "judgements": judged, **rendered}
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(f"loaded {summary.accepted} returns ({summary.rejected} rejected); {kpis} KPI values; "
+                   f"{len(rendered['scorecards'])} scorecards for {rendered['period']}; index {rendered['index']}")
+
+
+@cli.command()
+@HOME_OPTION
+@click.option("--period", default=None, help="Month to render, YYYY-MM (default: the latest judged month).")
+@click.option("--contract", "contracts", multiple=True, help="Only this contract (repeatable).")
+@JSON_OPTION
+def render(home, period, contracts, as_json) -> None:
+    """Render provider scorecards and the index from what is already judged."""
+    from cjmonitor.pipeline import render as run_render
+
+    _check_period(period)
+    rendered = run_render(_settings(home), period, list(contracts) or None)
+    if as_json:
+        _echo_json(rendered)
+    else:
+        click.echo(f"{len(rendered['scorecards'])} scorecards for {rendered['period']}; index {rendered['index']}")
+
+
+@cli.command("contracts")
+@HOME_OPTION
+@JSON_OPTION
+def list_contracts(home, as_json) -> None:
+    """List the contracts in the database."""
+    from sqlmodel import select
+
+    from cjmonitor.db import session_scope
+    from contracts.models import Contract
+
+    with session_scope(_settings(home)) as session:
+        rows = [c.model_dump(mode="json") for c in session.exec(select(Contract).order_by(Contract.id)).all()]
+    if as_json:
+        _echo_json(rows)
+    else:
+        for row in rows:
+            click.echo(f"{row['id']:<16} {row['provider_id']:<28} {row['name']}")
+
+
+@cli.command()
+@click.argument("return_type", required=False)
+@JSON_OPTION
+def specs(return_type, as_json) -> None:
+    """Print the declared spec of each return type (columns, types, rules), or of one."""
+    from dataclasses import asdict
+
+    from contracts.returns import SPECS
+
+    if return_type is not None and return_type not in SPECS:
+        raise click.BadParameter(f"unknown return type {return_type!r}; choose from {', '.join(SPECS)}")
+    chosen = [SPECS[return_type]] if return_type else list(SPECS.values())
+    if as_json:
+        _echo_json([asdict(spec) for spec in chosen])
+        return
+    for spec in chosen:
+        click.echo(f"{spec.return_type} ({spec.grain}, {spec.frequency}): {spec.description}")
+        click.echo(f"  file name: <provider>_{spec.return_type}_<YYYY-MM>[_v<n>].csv|xlsx; key: {', '.join(spec.key)}")
+        for column in spec.columns:
+            rules = []
+            if column.allowed:
+                rules.append("one of " + "/".join(column.allowed))
+            if column.minimum is not None:
+                rules.append(f">= {column.minimum:g}")
+            if column.maximum is not None:
+                rules.append(f"<= {column.maximum:g}")
+            flag = "required" if column.required else "optional"
+            click.echo(f"  {column.name:<30} {column.kind:<9} {flag:<9} {'; '.join(rules)}  {column.description}")
+        click.echo("")
+
+
+def _register_analyse_commands() -> None:
+    """Attach the analysts' commands that exist in this build."""
+    import importlib
+
+    for module_name in ("cjmonitor.cli_its", "cjmonitor.cli_groups"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        for command in getattr(module, "COMMANDS", []):
+            analyse.add_command(command)
+
+
+_register_analyse_commands()
+
+
+def main() -> None:
+    cli(prog_name="cjmonitor")
+
+
+if __name__ == "__main__":
+    main()

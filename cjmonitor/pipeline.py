@@ -1,0 +1,317 @@
+"""Pipeline steps: the same functions run from the CLI and from the Airflow DAGs.
+
+Each step takes settings and IDs (provider, contract, period), never data, opens
+its own transaction(s) through ``session_scope``, and is idempotent: running it
+twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import delete, insert
+from sqlmodel import Session, select
+
+from cjmonitor.db import session_scope
+from cjmonitor.errors import ConfigError, NotFoundError
+from cjmonitor.settings import Settings
+from contracts.catalogue import MEASURES, SERVICE_NAMES, measures_for
+from contracts.ingest import IngestOutcome, ingest_file
+from contracts.judge import judge_frame
+from contracts.kpis import derive_kpis
+from contracts.models import (
+    Area,
+    Contract,
+    ContractVariation,
+    Judgement,
+    KpiValue,
+    Measure,
+    Provider,
+    Submission,
+    Target,
+)
+from contracts.returns import parse_file_name
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@cache
+def code_version() -> str:
+    """Package version plus the git commit when running from a checkout."""
+    version = metadata.version("cjmonitor")
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("git commit unavailable: %s", exc)
+        commit = ""
+    return f"{version}+{commit}" if commit else version
+
+
+# ------------------------------------------------------------------ database
+
+
+def upgrade_db(settings: Settings) -> None:
+    """Bring the database schema to the latest Alembic revision."""
+    from alembic import command
+
+    from cjmonitor.migrate import alembic_config
+
+    settings.ensure_dirs()
+    command.upgrade(alembic_config(settings), "head")
+
+
+def ensure_schema(settings: Settings) -> None:
+    """Refuse to work on a database whose schema is not at the latest migration, saying what to run."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from cjmonitor.db import get_engine
+    from cjmonitor.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+    with get_engine(settings).connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        state = "has no cjmonitor schema" if current is None else f"is at revision {current}, not {head}"
+        raise ConfigError(f"the database {settings.database_url} {state}: run `cjmonitor db upgrade` first")
+
+
+# ------------------------------------------------------------------ reference data
+
+
+def load_world_reference(settings: Settings, world) -> None:
+    """Areas, providers, contracts, variations, the KPI catalogue and targets of a generated world (idempotent)."""
+    from cjmonitor.demo import ITS_MONTH, month_label, month_start
+
+    start = month_start(world.start)
+    with session_scope(settings) as session:
+        for measure in MEASURES:
+            session.merge(Measure(code=measure.code, service_type=measure.service_type, name=measure.name,
+                                  definition=measure.definition, numerator=measure.numerator,
+                                  denominator=measure.denominator, direction=measure.direction,
+                                  unit=measure.unit, sql_name=measure.sql_name))
+        for area in world.areas:
+            session.merge(Area(code=area.code, name=area.name, region=area.region,
+                               commissioner_type=area.commissioner_type, population_m=area.population_m))
+        for provider_id, name, kind, _service, _regions in world.providers:
+            session.merge(Provider(id=provider_id, name=name, kind=kind))
+        session.flush()
+        for contract in world.contracts:
+            session.merge(Contract(
+                id=contract.id, area_code=contract.area.code, provider_id=contract.provider_id,
+                service_type=contract.service_type,
+                name=f"{SERVICE_NAMES[contract.service_type]}: {contract.area.name}",
+                start_date=start, end_date=date(start.year + 5, start.month, 1) ,
+                annual_value_gbp=contract.annual_value_gbp,
+            ))
+        session.flush()
+        existing_targets = {(t.contract_id, t.measure_code, t.valid_from) for t in session.exec(select(Target)).all()}
+        for contract in world.contracts:
+            service_measures = measures_for(contract.service_type)
+            if contract.service_type == "crc":
+                service_measures += measures_for("reoffending")
+            for measure in service_measures:
+                if (contract.id, measure.code, start) in existing_targets:
+                    continue
+                session.add(Target(contract_id=contract.id, measure_code=measure.code, valid_from=start,
+                                   value=measure.default_target, tolerance=measure.default_tolerance,
+                                   min_volume=measure.min_volume, service_credit_pct=measure.service_credit_pct))
+        for effect in world.truth["its_effects"]:
+            when = month_start(effect["intervention"])
+            found = session.exec(select(ContractVariation).where(
+                ContractVariation.contract_id == effect["contract_id"], ContractVariation.effective_date == when,
+                ContractVariation.kind == "renegotiation")).first()
+            if found is None:
+                session.add(ContractVariation(
+                    contract_id=effect["contract_id"], effective_date=when, kind="renegotiation",
+                    description=(f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: "
+                                 "sentence-planning resources increased and the service level restated."),
+                ))
+
+
+# ------------------------------------------------------------------ ingest
+
+
+@dataclass
+class IngestSummary:
+    accepted: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    unrecognised: int = 0
+    outcomes: list[dict] = field(default_factory=list)
+    error_reports: list[str] = field(default_factory=list)
+
+    def add(self, outcome: IngestOutcome) -> None:
+        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        self.outcomes.append({
+            "file": outcome.file_name, "status": outcome.status, "submission_id": outcome.submission_id,
+            "provider_id": outcome.provider_id, "return_type": outcome.return_type, "period": outcome.period,
+            "version": outcome.version, "rows": outcome.rows, "errors": outcome.errors, "message": outcome.message,
+        })
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def discover(drop_dir: Path, provider_id: str | None = None) -> list[Path]:
+    """Files in the drop folder, oldest first (so a v1 is loaded before its v2)."""
+    if not drop_dir.is_dir():
+        raise NotFoundError(f"drop folder {drop_dir} does not exist: create it or set CJMONITOR_DROP_DIR")
+    files = [p for p in drop_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if provider_id is not None:
+        files = [p for p in files if (parsed := parse_file_name(p.name)) and parsed.provider_id == provider_id]
+    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def ingest(settings: Settings, provider_id: str | None = None) -> IngestSummary:
+    """Land, validate and load every new file in the drop folder, each in its own transaction."""
+    from reports.errors import write_error_report
+
+    ensure_schema(settings)
+    settings.ensure_dirs()
+    key = settings.pseudonymisation_key()
+    summary = IngestSummary()
+    for path in discover(settings.drop_dir, provider_id):
+        with session_scope(settings) as session:
+            outcome = ingest_file(session, path, archive_dir=settings.raw_archive_dir, key=key,
+                                  source=f"drop:{settings.drop_dir}")
+            if outcome.status == "rejected":
+                submission = session.get(Submission, outcome.submission_id)
+                provider = session.get(Provider, outcome.provider_id)
+                _csv, html = write_error_report(
+                    settings.out_dir, file_name=outcome.file_name, provider_name=provider.name,
+                    return_type=outcome.return_type, period=outcome.period, submission_id=submission.id,
+                    sha256=submission.sha256, received_at=submission.received_at.strftime("%Y-%m-%d %H:%M"),
+                    issues=outcome.issues)
+                summary.error_reports.append(str(html))
+        if outcome.status == "unrecognised":
+            log.warning("%s not loaded: %s", outcome.file_name, outcome.message)
+        summary.add(outcome)
+    return summary
+
+
+# ------------------------------------------------------------------ derive and judge
+
+
+def derive(settings: Settings) -> int:
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        return derive_kpis(session)
+
+
+def _targets_in_force(session: Session) -> pd.DataFrame:
+    targets = pd.DataFrame([t.model_dump() for t in session.exec(select(Target)).all()])
+    if targets.empty:
+        return targets
+    targets["from_period"] = pd.to_datetime(targets["valid_from"]).dt.strftime("%Y-%m")
+    targets["to_period"] = pd.to_datetime(targets["valid_to"]).dt.strftime("%Y-%m").fillna("9999-12")
+    return targets
+
+
+def judge(settings: Settings) -> int:
+    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
+        session.execute(delete(Judgement))
+        if values.empty:
+            return 0
+        # Derived from records wins over provider-reported for the same contract x measure x month.
+        values["rank"] = (values["source"] != "derived").astype(int)
+        values = values.sort_values("rank").drop_duplicates(["contract_id", "measure_code", "period"])
+        targets = _targets_in_force(session)
+        merged = values.merge(targets[["contract_id", "measure_code", "from_period", "to_period", "value",
+                                       "tolerance", "min_volume"]].rename(columns={"value": "target"}),
+                              on=["contract_id", "measure_code"], how="inner")
+        merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
+        merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
+        directions = {m.code: m.direction for m in MEASURES}
+        merged["direction"] = merged["measure_code"].map(directions)
+        judged = judge_frame(merged, settings.alpha)
+        columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
+                   "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict"]
+        records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
+        if records:
+            session.execute(insert(Judgement), records)
+        return len(records)
+
+
+# ------------------------------------------------------------------ render
+
+
+def latest_period(settings: Settings) -> str:
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        periods = session.exec(select(Judgement.period).distinct()).all()
+    monthly = sorted(p for p in periods)
+    if not monthly:
+        raise NotFoundError("no judged KPI values yet: run ingest, derive and judge first (or `cjmonitor demo`)")
+    return monthly[-1]
+
+
+def contract_ids(settings: Settings) -> list[str]:
+    with session_scope(settings) as session:
+        return list(session.exec(select(Contract.id).order_by(Contract.id)).all())
+
+
+def provider_ids(settings: Settings) -> list[str]:
+    with session_scope(settings) as session:
+        return list(session.exec(select(Provider.id).order_by(Provider.id)).all())
+
+
+def render_contract(settings: Settings, contract_id: str, period: str) -> str:
+    from reports.scorecard import render_scorecard
+
+    with session_scope(settings) as session:
+        if session.get(Contract, contract_id) is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        return str(render_scorecard(session, settings.out_dir, contract_id, period, alpha=settings.alpha,
+                                    code_version=code_version()))
+
+
+def render(settings: Settings, period: str | None = None, only: list[str] | None = None) -> dict:
+    """Scorecards for every (or the named) contract for ``period`` (default: the latest judged month), and the index."""
+    from reports.scorecard import judgements_frame, render_index, render_scorecard
+
+    period = period or latest_period(settings)
+    written = []
+    with session_scope(settings) as session:
+        judged = judgements_frame(session)
+        ids = only or list(session.exec(select(Contract.id).order_by(Contract.id)).all())
+        for contract_id in ids:
+            if session.get(Contract, contract_id) is None:
+                raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+            history = judged[judged["contract_id"] == contract_id] if not judged.empty else judged
+            written.append(str(render_scorecard(session, settings.out_dir, contract_id, period, alpha=settings.alpha,
+                                                code_version=code_version(), history=history)))
+        index = render_index(session, settings.out_dir, period, code_version=code_version())
+    return {"period": period, "scorecards": written, "index": str(index)}
+
+
+def render_index_only(settings: Settings, period: str) -> str:
+    from reports.scorecard import render_index
+
+    with session_scope(settings) as session:
+        return str(render_index(session, settings.out_dir, period, code_version=code_version()))
+
+
+# ------------------------------------------------------------------ the whole run
+
+
+def run_all(settings: Settings, period: str | None = None) -> dict:
+    """ingest -> derive -> judge -> render, as the monthly DAG does."""
+    summary = ingest(settings)
+    kpis = derive(settings)
+    judged = judge(settings)
+    rendered = render(settings, period)
+    return {"ingest": summary.to_dict(), "kpi_values": kpis, "judgements": judged, **rendered}

@@ -1,0 +1,94 @@
+"""Settings from environment variables, with defaults that work out of the box.
+
+``CJMONITOR_HOME`` (default: the current directory) holds ``var/`` (the SQLite
+database, drop folder, raw archive, quarantine, the demo world's ``truth.json``)
+and ``out/`` (every document), so that two homes never mix.
+
+| variable | default | meaning |
+|---|---|---|
+| ``CJMONITOR_HOME`` | current directory | root of ``var/`` and ``out/`` |
+| ``CJMONITOR_DATABASE_URL`` | ``sqlite:///$HOME/var/cjmonitor.db`` | SQLAlchemy URL of the application database |
+| ``CJMONITOR_DROP_DIR`` | ``$HOME/var/drop`` | the drop folder providers' returns arrive in |
+| ``CJMONITOR_PSEUDONYMISATION_KEY`` | a random key kept in ``$HOME/var/pseudonymisation.key`` | keyed-hash secret for person identifiers; never stored in the database |
+| ``CJMONITOR_ALPHA`` | ``0.05`` | significance level for verdicts |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cjmonitor.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    drop_dir: Path
+    alpha: float = 0.05
+    _key_override: str | None = field(default=None, repr=False)
+
+    @property
+    def var_dir(self) -> Path:
+        return self.home / "var"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.home / "out"
+
+    @property
+    def raw_archive_dir(self) -> Path:
+        return self.var_dir / "raw"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.var_dir / "quarantine"
+
+    @property
+    def truth_path(self) -> Path:
+        return self.var_dir / "truth.json"
+
+    @property
+    def key_path(self) -> Path:
+        return self.var_dir / "pseudonymisation.key"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.var_dir, self.out_dir, self.drop_dir, self.raw_archive_dir, self.quarantine_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def pseudonymisation_key(self) -> bytes:
+        """The keyed-hash secret: from the environment, else a random key kept beside the database."""
+        if self._key_override:
+            return self._key_override.encode()
+        if self.key_path.exists():
+            return self.key_path.read_text().strip().encode()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key.encode()
+
+
+def get_settings(home: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings from the environment; ``home`` overrides ``CJMONITOR_HOME``."""
+    home_path = Path(home or os.environ.get("CJMONITOR_HOME") or Path.cwd()).resolve()
+    url = os.environ.get("CJMONITOR_DATABASE_URL") or f"sqlite:///{home_path / 'var' / 'cjmonitor.db'}"
+    drop = Path(os.environ.get("CJMONITOR_DROP_DIR") or home_path / "var" / "drop")
+    alpha_text = os.environ.get("CJMONITOR_ALPHA", "0.05")
+    try:
+        alpha = float(alpha_text)
+    except ValueError:
+        raise ConfigError(f"CJMONITOR_ALPHA must be a number such as 0.05, got {alpha_text!r}") from None
+    if not 0 < alpha < 0.5:
+        raise ConfigError(f"CJMONITOR_ALPHA must lie between 0 and 0.5, got {alpha}")
+    return Settings(
+        home=home_path,
+        database_url=url,
+        drop_dir=drop,
+        alpha=alpha,
+        _key_override=os.environ.get("CJMONITOR_PSEUDONYMISATION_KEY"),
+    )

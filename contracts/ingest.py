@@ -1,0 +1,415 @@
+"""Land, validate and load providers' returns.
+
+For every file: the bytes are archived under their sha256 before anything else;
+bytes already received are recognised and not loaded twice; the file is checked
+against its declared spec (``contracts.returns``); a file with any error is
+rejected whole (a ``rejected`` submission with every problem listed, nothing
+loaded); a clean file is loaded in one transaction as a new version, which
+becomes the current one. Person identifiers are replaced by a keyed hash at
+load; the raw archive is the only place raw identifiers exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, insert, update
+from sqlmodel import Session, select
+
+from contracts.catalogue import MEASURES_BY_CODE
+from contracts.models import RECORD_TABLES, Contract, Provider, Submission, ValidationIssue
+from contracts.returns import SPECS, ReturnSpec, parse_file_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Issue:
+    severity: str  # error, warning
+    row: int | None  # spreadsheet row (header is row 1)
+    column: str | None
+    code: str
+    message: str
+
+
+@dataclass
+class IngestOutcome:
+    file_name: str
+    status: str  # accepted, rejected, duplicate, unrecognised
+    submission_id: int | None = None
+    provider_id: str | None = None
+    return_type: str | None = None
+    period: str | None = None
+    version: int | None = None
+    rows: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for issue in self.issues if issue.severity == "error")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def archive(path: Path, archive_dir: Path, sha: str) -> Path:
+    """Copy the received bytes into the append-only archive (never overwritten)."""
+    target = archive_dir / sha[:2] / f"{sha}{path.suffix.lower()}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(target.suffix + ".part")
+        shutil.copyfile(path, temporary)
+        if sha256_file(temporary) != sha:
+            temporary.unlink()
+            raise OSError(f"{path.name}: the archived copy does not match the received bytes; try again")
+        temporary.replace(target)
+        target.chmod(0o440)
+    return target
+
+
+def pseudonymise(values: pd.Series, key: bytes) -> list[str]:
+    """Keyed hash (HMAC-SHA256, 128 bits as hex) of each raw identifier."""
+    return [hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for value in values]
+
+
+# ------------------------------------------------------------------ reading and checking
+
+
+def read_return(path: Path) -> pd.DataFrame:
+    """Every cell as text, blanks as empty strings: types are checked against the spec, not guessed."""
+    if path.suffix.lower() == ".xlsx":
+        frame = pd.read_excel(path, dtype=str, engine="openpyxl", keep_default_na=False)
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame.columns = [str(column).strip() for column in frame.columns]
+    return frame.apply(lambda column: column.str.strip())
+
+
+def _rows(mask: np.ndarray | pd.Series) -> list[int]:
+    return [int(i) + 2 for i in np.flatnonzero(np.asarray(mask))]
+
+
+MAX_ISSUES_PER_CHECK = 200
+
+
+def _add(issues: list[Issue], severity: str, rows: list[int], column: str | None, code: str, message) -> None:
+    """One issue per offending row (capped, with a summary line when more rows fail the same check)."""
+    for row in rows[:MAX_ISSUES_PER_CHECK]:
+        issues.append(Issue(severity, row, column, code, message(row) if callable(message) else message))
+    if len(rows) > MAX_ISSUES_PER_CHECK:
+        issues.append(Issue(severity, None, column, code,
+                            f"{len(rows) - MAX_ISSUES_PER_CHECK} more rows fail the same check ({code}) in column '{column}'"))
+
+
+def parse_columns(frame: pd.DataFrame, spec: ReturnSpec, issues: list[Issue]) -> dict[str, pd.Series]:
+    """Parse every declared column into its type, recording each cell that does not parse."""
+    parsed: dict[str, pd.Series] = {}
+    for column in spec.columns:
+        text = frame[column.name]
+        blank = text == ""
+        if column.required:
+            _add(issues, "error", _rows(blank), column.name, "required",
+                 f"'{column.name}' is required and is blank: fill it in ({column.description})")
+        if column.kind == "date":
+            values = pd.to_datetime(text.where(~blank), format="%Y-%m-%d", errors="coerce")
+            bad = ~blank & values.isna()
+            _add(issues, "error", _rows(bad), column.name, "bad_date",
+                 lambda r, c=column.name, t=text: f"'{c}' must be a date written YYYY-MM-DD; found '{t.iloc[r - 2]}'")
+        elif column.kind == "datetime":
+            values = pd.to_datetime(text.where(~blank), format="mixed", errors="coerce")
+            ok_shape = text.str.fullmatch(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
+            values = values.where(ok_shape)
+            bad = ~blank & values.isna()
+            _add(issues, "error", _rows(bad), column.name, "bad_datetime",
+                 lambda r, c=column.name, t=text: f"'{c}' must be a date and time written YYYY-MM-DD HH:MM; found '{t.iloc[r - 2]}'")
+        elif column.kind in ("int", "float"):
+            values = pd.to_numeric(text.where(~blank), errors="coerce")
+            bad = ~blank & values.isna()
+            if column.kind == "int":
+                not_whole = ~blank & values.notna() & (values != np.floor(values.fillna(0)))
+                bad = bad | not_whole
+            _add(issues, "error", _rows(bad), column.name, "not_a_number",
+                 lambda r, c=column.name, t=text, k=column.kind: f"'{c}' must be a {'whole number' if k == 'int' else 'number'}; found '{t.iloc[r - 2]}'")
+            values = values.where(~bad)
+            if column.minimum is not None:
+                _add(issues, "error", _rows(values < column.minimum), column.name, "out_of_range",
+                     lambda r, c=column, v=values: f"'{c.name}' is {v.iloc[r - 2]:g}, below the minimum {c.minimum:g}")
+            if column.maximum is not None:
+                _add(issues, "error", _rows(values > column.maximum), column.name, "out_of_range",
+                     lambda r, c=column, v=values: f"'{c.name}' is {v.iloc[r - 2]:g}, above the maximum {c.maximum:g}")
+        elif column.kind == "yn":
+            bad = ~blank & ~text.isin(["Y", "N"])
+            _add(issues, "error", _rows(bad), column.name, "not_allowed",
+                 lambda r, c=column.name, t=text: f"'{c}' must be Y or N; found '{t.iloc[r - 2]}'")
+            values = text.where(~blank & ~bad)
+        elif column.kind == "bool01":
+            bad = ~blank & ~text.isin(["0", "1"])
+            _add(issues, "error", _rows(bad), column.name, "not_allowed",
+                 lambda r, c=column.name, t=text: f"'{c}' must be 0 or 1; found '{t.iloc[r - 2]}'")
+            values = (text == "1").where(~blank & ~bad)
+        else:
+            values = text.where(~blank)
+            if column.allowed:
+                bad = ~blank & ~text.isin(column.allowed)
+                _add(issues, "error", _rows(bad), column.name, "not_allowed",
+                     lambda r, c=column, t=text: f"'{c.name}' must be one of {', '.join(c.allowed)}; found '{t.iloc[r - 2]}'")
+        parsed[column.name] = values
+    return parsed
+
+
+def _period_bounds(period: str, spec: ReturnSpec) -> tuple[pd.Timestamp, pd.Timestamp]:
+    first = pd.Timestamp(f"{period}-01")
+    months = 3 if spec.frequency == "quarterly" else 1
+    return first, first + pd.DateOffset(months=months)
+
+
+def check_rows(parsed: dict[str, pd.Series], spec: ReturnSpec, period: str, issues: list[Issue]) -> None:
+    for earlier, later in spec.order_rules:
+        bad = parsed[later].notna() & parsed[earlier].notna() & (parsed[later] < parsed[earlier])
+        _add(issues, "error", _rows(bad), later, "date_order",
+             f"'{later}' is before '{earlier}': check both dates")
+    for smaller, larger in spec.le_rules:
+        bad = parsed[smaller].notna() & parsed[larger].notna() & (parsed[smaller] > parsed[larger])
+        _add(issues, "error", _rows(bad), smaller, "exceeds",
+             f"'{smaller}' is larger than '{larger}': it cannot be")
+    if spec.period_columns:
+        low, high = _period_bounds(period, spec)
+        inside = pd.Series(False, index=next(iter(parsed.values())).index)
+        for name in spec.period_columns:
+            inside |= (parsed[name] >= low) & (parsed[name] < high)
+        unknown = pd.concat([parsed[name].isna() for name in spec.period_columns], axis=1).all(axis=1)
+        label = "quarter starting " + period if spec.frequency == "quarterly" else "month " + period
+        _add(issues, "error", _rows(~inside & ~unknown), spec.period_columns[0], "wrong_period",
+             f"none of {', '.join(spec.period_columns)} falls in the {label} declared by the file name: "
+             "move the row to the return for its own period")
+    key_frame = pd.DataFrame({name: parsed[name] for name in spec.key})
+    duplicated = key_frame.duplicated(keep="first") & key_frame.notna().all(axis=1)
+    _add(issues, "error", _rows(duplicated), spec.key[0], "duplicate_key",
+         f"another row has the same {' and '.join(spec.key)}: each must appear once; remove or correct the repeat")
+
+
+def check_references(parsed: dict[str, pd.Series], spec: ReturnSpec, contracts: dict[str, Contract],
+                     provider_id: str, return_type: str, issues: list[Issue]) -> None:
+    service = {"crc_caseload": "crc", "ttg_resettlement": "ttg", "em_orders": "em",
+               "health_referrals": "health", "reoffending_cohort": "crc", "kpi_aggregate": None}[return_type]
+    contract_ids = parsed["contract_id"]
+    known = contract_ids.isin(list(contracts))
+    _add(issues, "error", _rows(contract_ids.notna() & ~known), "contract_id", "unknown_contract",
+         lambda r: f"contract '{contract_ids.iloc[r - 2]}' is not a contract of provider '{provider_id}': use the contract id in your contract")
+    if service:
+        wrong = known & contract_ids.map(lambda c: contracts[c].service_type != service if c in contracts else False)
+        _add(issues, "error", _rows(wrong), "contract_id", "wrong_service",
+             lambda r: f"contract '{contract_ids.iloc[r - 2]}' is not a {service} contract, so it cannot appear in a {return_type} return")
+    if "area_code" in parsed:
+        expected = contract_ids.map(lambda c: contracts[c].area_code if c in contracts else None)
+        wrong_area = known & parsed["area_code"].notna() & (parsed["area_code"] != expected)
+        _add(issues, "error", _rows(wrong_area), "area_code", "wrong_area",
+             lambda r: f"area '{parsed['area_code'].iloc[r - 2]}' is not the area of contract '{contract_ids.iloc[r - 2]}' ({expected.iloc[r - 2]})")
+    if "measure_code" in parsed:
+        codes = parsed["measure_code"]
+        unknown = codes.notna() & ~codes.isin(list(MEASURES_BY_CODE))
+        _add(issues, "error", _rows(unknown), "measure_code", "unknown_measure",
+             lambda r: f"measure '{codes.iloc[r - 2]}' is not in the KPI catalogue: see `cjmonitor specs` for the codes")
+
+
+def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict[str, Contract],
+             provider_id: str) -> tuple[list[Issue], dict[str, pd.Series] | None]:
+    """Every problem in the file, and its parsed columns when the header was usable."""
+    spec = SPECS[return_type]
+    issues: list[Issue] = []
+    missing = [name for name in spec.column_names if name not in frame.columns]
+    for name in missing:
+        issues.append(Issue("error", 1, name, "missing_column",
+                            f"column '{name}' is missing from the header row; the {return_type} template has: "
+                            f"{', '.join(spec.column_names)}"))
+    for name in frame.columns:
+        if name not in spec.column_names:
+            issues.append(Issue("warning", 1, name, "unknown_column", f"column '{name}' is not in the {return_type} spec and was ignored"))
+    if missing:
+        return issues, None
+    if frame.empty:
+        issues.append(Issue("warning", None, None, "empty", "the return has no data rows"))
+    parsed = parse_columns(frame, spec, issues)
+    check_rows(parsed, spec, period, issues)
+    check_references(parsed, spec, contracts, provider_id, return_type, issues)
+    if return_type == "kpi_aggregate":
+        wrong = parsed["period"].notna() & (parsed["period"] != period)
+        _add(issues, "error", _rows(wrong), "period", "wrong_period",
+             lambda r: f"period '{parsed['period'].iloc[r - 2]}' differs from {period} in the file name")
+    return issues, parsed
+
+
+# ------------------------------------------------------------------ turning parsed columns into rows
+
+
+def _period_of(values: pd.Series) -> pd.Series:
+    return values.dt.strftime("%Y-%m").where(values.notna())
+
+
+def _working_days(start: pd.Series, end: pd.Series) -> pd.Series:
+    both = start.notna() & end.notna()
+    result = pd.Series(pd.NA, index=start.index, dtype="Int64")
+    if both.any():
+        result[both] = np.busday_count(start[both].values.astype("datetime64[D]"), end[both].values.astype("datetime64[D]"))
+    return result
+
+
+def build_records(parsed: dict[str, pd.Series], return_type: str, period: str, key: bytes) -> pd.DataFrame:
+    """The stored columns: typed values, derived periods and working days, pseudonymised person keys."""
+    frame = pd.DataFrame(parsed)
+    if "person_id" in frame:
+        frame["person_key"] = pseudonymise(frame.pop("person_id"), key)
+    if return_type == "crc_caseload":
+        frame["start_period"] = _period_of(frame["start_date"])
+        frame["end_period"] = _period_of(frame["end_date"])
+        frame["first_appointment_wd"] = _working_days(frame["start_date"], frame["first_appointment_date"])
+        frame["sentence_plan_wd"] = _working_days(frame["start_date"], frame["sentence_plan_date"])
+    elif return_type == "ttg_resettlement":
+        frame["reception_period"] = _period_of(frame["reception_date"])
+        frame["release_period"] = _period_of(frame["release_date"])
+        frame["resettlement_plan_wd"] = _working_days(frame["reception_date"], frame["resettlement_plan_date"])
+    elif return_type == "em_orders":
+        # Providers write UK wall-clock times; store them as UTC instants (a repeated autumn hour is read as GMT).
+        for name in ("order_start", "tag_fitted_at"):
+            frame[name] = frame[name].dt.tz_localize("Europe/London", ambiguous=False, nonexistent="shift_forward").dt.tz_convert("UTC")
+        frame["start_period"] = _period_of(frame["order_start"].dt.tz_convert("Europe/London"))
+        frame["end_period"] = _period_of(frame["order_end"])
+        frame["hours_to_fit"] = (frame["tag_fitted_at"] - frame["order_start"]).dt.total_seconds() / 3600.0
+    elif return_type == "health_referrals":
+        frame["referral_period"] = _period_of(frame["referral_date"])
+        frame["assessed_wd"] = _working_days(frame["referral_date"], frame["assessed_date"])
+        frame["released_from_prison"] = frame["released_from_prison"] == "Y"
+        frame["treatment_days"] = (frame["treatment_start_date"] - frame["referral_date"]).dt.days.astype("Int64")
+    elif return_type == "reoffending_cohort":
+        frame["cohort_period"] = period
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            if name in ("tag_fitted_at", "order_start"):
+                frame[name] = series.astype(object).where(series.notna(), None)
+            else:
+                frame[name] = series.dt.date.astype(object).where(series.notna(), None)
+    return frame
+
+
+def _to_dicts(frame: pd.DataFrame, table, submission_id: int) -> list[dict]:
+    columns = [c.name for c in table.__table__.columns if c.name not in ("id",)]
+    frame = frame.assign(submission_id=submission_id)
+    frame = frame[[c for c in columns if c in frame.columns]]
+    frame = frame.astype(object).where(frame.notna(), None)
+    records = frame.to_dict("records")
+    for record in records:
+        for name, value in record.items():
+            if isinstance(value, np.generic):
+                record[name] = value.item()
+            elif isinstance(value, pd.Timestamp):
+                record[name] = value.to_pydatetime()
+    return records
+
+
+# ------------------------------------------------------------------ the whole path for one file
+
+
+def deadline_for(period: str, return_type: str) -> datetime | None:
+    if SPECS[return_type].frequency != "monthly":
+        return None
+    first = pd.Timestamp(f"{period}-01") + pd.DateOffset(months=1)
+    return datetime(first.year, first.month, 15, 23, 59, tzinfo=UTC)
+
+
+def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, source: str,
+                received_at: datetime | None = None) -> IngestOutcome:
+    """Land, validate and load one file inside the caller's transaction."""
+    name = path.name
+    parsed_name = parse_file_name(name)
+    if parsed_name is None:
+        return IngestOutcome(name, "unrecognised", message=(
+            "file name does not follow <provider>_<return type>_<YYYY-MM>[_v<n>].csv|xlsx; rename it and resend"))
+    outcome = IngestOutcome(name, "rejected", provider_id=parsed_name.provider_id,
+                            return_type=parsed_name.return_type, period=parsed_name.period)
+    provider = session.get(Provider, parsed_name.provider_id)
+    if provider is None:
+        outcome.status = "unrecognised"
+        outcome.message = f"provider '{parsed_name.provider_id}' is not configured; check the file name or add the provider"
+        return outcome
+    sha = sha256_file(path)
+    archive(path, archive_dir, sha)
+    existing = session.exec(select(Submission).where(Submission.sha256 == sha)).first()
+    if existing is not None:
+        outcome.status = "duplicate"
+        outcome.submission_id = existing.id
+        outcome.message = f"same bytes as submission {existing.id} ({existing.file_name}); not loaded again"
+        return outcome
+    if received_at is None:
+        received_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    contracts = {c.id: c for c in session.exec(select(Contract).where(Contract.provider_id == provider.id)).all()}
+    try:
+        frame = read_return(path)
+    except Exception as exc:  # an unreadable file is the provider's problem to fix, reported as such
+        issues = [Issue("error", None, None, "unreadable", f"the file could not be read as {path.suffix[1:].upper()}: {type(exc).__name__}: {exc}")]
+        parsed = None
+        frame = pd.DataFrame()
+    else:
+        issues, parsed = validate(frame, parsed_name.return_type, parsed_name.period, contracts, provider.id)
+    errors = sum(1 for issue in issues if issue.severity == "error")
+    latest = session.exec(
+        select(func.max(Submission.version)).where(
+            Submission.provider_id == provider.id,
+            Submission.return_type == parsed_name.return_type,
+            Submission.period == parsed_name.period,
+        )
+    ).one()
+    version = (latest or 0) + 1
+    deadline = deadline_for(parsed_name.period, parsed_name.return_type)
+    submission = Submission(
+        provider_id=provider.id, return_type=parsed_name.return_type, period=parsed_name.period,
+        version=version, file_name=name, source=source, sha256=sha, received_at=received_at,
+        status="rejected" if errors else "accepted", is_current=False,
+        is_late=bool(deadline and received_at > deadline), rows=len(frame), errors=errors,
+        warnings=len(issues) - errors,
+    )
+    session.add(submission)
+    session.flush()
+    outcome.submission_id = submission.id
+    outcome.version = version
+    outcome.rows = len(frame)
+    outcome.issues = issues
+    if issues:
+        session.execute(insert(ValidationIssue), [
+            {"submission_id": submission.id, "severity": i.severity, "row": i.row, "column": i.column,
+             "code": i.code, "message": i.message} for i in issues
+        ])
+    if errors:
+        outcome.message = f"rejected: {errors} errors; nothing loaded"
+        log.warning("%s rejected with %d errors", name, errors)
+        return outcome
+    table = RECORD_TABLES[parsed_name.return_type]
+    records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
+    if len(records):
+        session.execute(insert(table), _to_dicts(records, table, submission.id))
+    session.execute(
+        update(Submission)
+        .where(Submission.provider_id == provider.id, Submission.return_type == parsed_name.return_type,
+               Submission.period == parsed_name.period, Submission.id != submission.id)
+        .values(is_current=False)
+    )
+    submission.is_current = True
+    submission.loaded_at = datetime.now(UTC)
+    outcome.status = "accepted"
+    outcome.message = f"accepted as version {version}: {len(records)} rows"
+    log.info("%s accepted as version %d (%d rows)", name, version, len(records))
+    return outcome

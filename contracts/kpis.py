@@ -1,0 +1,61 @@
+"""Derive KPI values per contract x measure x month from the current loaded returns.
+
+Each measure's derivation is one named SQL file in ``sql/`` (``Measure.sql_name``);
+provider-reported aggregates come from ``kpi_provider_reported.sql``. Deriving is
+idempotent: the values for the period range are replaced in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+from sqlalchemy import delete, insert
+from sqlmodel import Session
+
+from cjmonitor.sqlfiles import load_sql
+from contracts.catalogue import MEASURES
+from contracts.models import KpiValue
+
+log = logging.getLogger(__name__)
+
+
+def _collapse(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, "numerator", "denominator", "submission_ids"])
+    frame = frame.astype({"submission_id": int})
+    grouped = frame.groupby(keys, as_index=False).agg(
+        numerator=("numerator", "sum"),
+        denominator=("denominator", "sum"),
+        submission_ids=("submission_id", lambda ids: ",".join(str(i) for i in sorted(set(ids)))),
+    )
+    return grouped
+
+
+def derive_kpis(session: Session, first_period: str = "0000-00", last_period: str = "9999-99") -> int:
+    """Recompute every KPI value in the period range; returns the number of values written."""
+    params = {"first_period": first_period, "last_period": last_period}
+    frames = []
+    connection = session.connection()
+    for measure in MEASURES:
+        rows = connection.execute(load_sql(measure.sql_name), params).mappings().all()
+        frame = _collapse(pd.DataFrame(rows), ["contract_id", "period"])
+        frame["measure_code"] = measure.code
+        frame["source"] = "derived"
+        frames.append(frame)
+    reported = pd.DataFrame(connection.execute(load_sql("kpi_provider_reported"), params).mappings().all())
+    reported = _collapse(reported, ["contract_id", "measure_code", "period"])
+    reported["source"] = "provider_reported"
+    frames.append(reported)
+    values = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    session.execute(delete(KpiValue).where(KpiValue.period >= first_period, KpiValue.period <= last_period))
+    if values.empty:
+        return 0
+    values["numerator"] = values["numerator"].astype(float)
+    values["denominator"] = values["denominator"].astype(float)
+    values["value"] = (values["numerator"] / values["denominator"]).where(values["denominator"] > 0)
+    records = values[["contract_id", "measure_code", "period", "numerator", "denominator", "value", "source", "submission_ids"]]
+    records = records.astype(object).where(records.notna(), None).to_dict("records")
+    session.execute(insert(KpiValue), records)
+    log.info("derived %d KPI values for %s..%s", len(records), first_period, last_period)
+    return len(records)

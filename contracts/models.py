@@ -1,0 +1,333 @@
+"""SQLModel tables for the commissioning domain (design.md, "Data model").
+
+Business keys carry unique constraints; every person-level record belongs to the
+submission (provider x return type x period x version) it came from, so earlier
+versions stay queryable and "current" is a property of the submission.
+Person keys are keyed hashes made at load; raw identifiers never reach the database.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Area(SQLModel, table=True):
+    """A criminal-justice area (police force area), keyed by its ONS code."""
+
+    code: str = Field(primary_key=True, max_length=9)
+    name: str = Field(max_length=80, unique=True)
+    region: str = Field(max_length=40)
+    commissioner_type: str = Field(max_length=20)  # PCC, PFCC, Mayor
+    population_m: float
+
+
+class Provider(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)  # slug used in return file names
+    name: str = Field(max_length=120, unique=True)
+    kind: str = Field(max_length=40)  # private, voluntary, NHS trust, ...
+
+
+class Contract(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    area_code: str = Field(foreign_key="area.code", index=True)
+    provider_id: str = Field(foreign_key="provider.id", index=True)
+    service_type: str = Field(max_length=20, index=True)  # crc, ttg, em, health
+    name: str = Field(max_length=160)
+    start_date: date
+    end_date: date
+    annual_value_gbp: float
+
+
+class ContractVariation(SQLModel, table=True):
+    """A dated change to a contract: renegotiated terms, a new provider. ITS interventions."""
+
+    __tablename__ = "contract_variation"
+    __table_args__ = (UniqueConstraint("contract_id", "effective_date", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    effective_date: date
+    kind: str = Field(max_length=40)  # renegotiation, new_provider, service_redesign
+    description: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Measure(SQLModel, table=True):
+    """The KPI catalogue."""
+
+    code: str = Field(primary_key=True, max_length=40)
+    service_type: str = Field(max_length=20, index=True)
+    name: str = Field(max_length=120)
+    definition: str = Field(sa_column=Column(Text, nullable=False))
+    numerator: str = Field(sa_column=Column(Text, nullable=False))
+    denominator: str = Field(sa_column=Column(Text, nullable=False))
+    direction: str = Field(max_length=6)  # higher / lower is better
+    unit: str = Field(max_length=20)  # percent, rate, hours
+    sql_name: str | None = Field(default=None, max_length=80)
+
+
+class Target(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("contract_id", "measure_code", "valid_from"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    measure_code: str = Field(foreign_key="measure.code")
+    valid_from: date
+    valid_to: date | None = None
+    value: float  # a proportion for percent measures
+    tolerance: float  # amber band below (or above, for lower-is-better) the target
+    min_volume: int = 20
+    service_credit_pct: float = 0.0  # share of the monthly fee withheld for a red month
+
+
+class Submission(SQLModel, table=True):
+    """One received file: a provider's return of one type for one period, in one version."""
+
+    __table_args__ = (
+        UniqueConstraint("provider_id", "return_type", "period", "version"),
+        UniqueConstraint("sha256"),
+        Index("ix_submission_current", "provider_id", "return_type", "period", "is_current"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(foreign_key="provider.id", index=True)
+    return_type: str = Field(max_length=30)
+    period: str = Field(max_length=7, index=True)  # YYYY-MM
+    version: int
+    file_name: str = Field(max_length=200)
+    source: str = Field(max_length=200)
+    sha256: str = Field(max_length=64)
+    received_at: datetime
+    loaded_at: datetime | None = None
+    status: str = Field(max_length=20)  # accepted, rejected
+    is_current: bool = False
+    is_late: bool = False
+    rows: int = 0
+    errors: int = 0
+    warnings: int = 0
+
+
+class ValidationIssue(SQLModel, table=True):
+    __tablename__ = "validation_issue"
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    severity: str = Field(max_length=10)  # error, warning
+    row: int | None = None  # 1-based data row as the provider sees it in a spreadsheet (header = row 1)
+    column: str | None = Field(default=None, max_length=60)
+    code: str = Field(max_length=40)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class CrcRecord(SQLModel, table=True):
+    """crc_caseload: person x order."""
+
+    __tablename__ = "crc_record"
+    __table_args__ = (UniqueConstraint("submission_id", "order_ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    area_code: str = Field(max_length=9)
+    order_ref: str = Field(max_length=40)
+    person_key: str = Field(max_length=32)
+    order_type: str = Field(max_length=10)
+    start_date: date
+    start_period: str = Field(max_length=7)
+    first_appointment_date: date | None = None
+    first_appointment_wd: int | None = None  # working days from start
+    sentence_plan_date: date | None = None
+    sentence_plan_wd: int | None = None
+    upw_hours_ordered: float | None = None
+    upw_hours_delivered: float | None = None
+    end_date: date | None = None
+    end_period: str | None = Field(default=None, max_length=7)
+    outcome: str = Field(max_length=30)
+    age_band: str = Field(max_length=10)
+    sex: str = Field(max_length=1)
+    risk_band: str = Field(max_length=10)
+
+
+class TtgRecord(SQLModel, table=True):
+    """ttg_resettlement: person x custody episode."""
+
+    __tablename__ = "ttg_record"
+    __table_args__ = (UniqueConstraint("submission_id", "episode_ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    area_code: str = Field(max_length=9)
+    episode_ref: str = Field(max_length=40)
+    person_key: str = Field(max_length=32)
+    reception_date: date
+    reception_period: str = Field(max_length=7)
+    resettlement_plan_date: date | None = None
+    resettlement_plan_wd: int | None = None
+    release_date: date | None = None
+    release_period: str | None = Field(default=None, max_length=7)
+    accommodation_first_night: str | None = Field(default=None, max_length=20)
+    ete_on_release: str | None = Field(default=None, max_length=1)
+    age_band: str = Field(max_length=10)
+    sex: str = Field(max_length=1)
+
+
+class EmRecord(SQLModel, table=True):
+    """em_orders: person x order."""
+
+    __tablename__ = "em_record"
+    __table_args__ = (UniqueConstraint("submission_id", "order_ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    area_code: str = Field(max_length=9)
+    order_ref: str = Field(max_length=40)
+    person_key: str = Field(max_length=32)
+    order_start: datetime
+    start_period: str = Field(max_length=7)
+    tag_fitted_at: datetime | None = None
+    hours_to_fit: float | None = None
+    curfew_hours: float
+    violations: int
+    violations_responded_in_time: int
+    order_end: date | None = None
+    end_period: str | None = Field(default=None, max_length=7)
+    outcome: str = Field(max_length=30)
+
+
+class HealthRecord(SQLModel, table=True):
+    """health_referrals: person x referral."""
+
+    __tablename__ = "health_record"
+    __table_args__ = (UniqueConstraint("submission_id", "referral_ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    area_code: str = Field(max_length=9)
+    referral_ref: str = Field(max_length=40)
+    person_key: str = Field(max_length=32)
+    service: str = Field(max_length=30)
+    referral_date: date
+    referral_period: str = Field(max_length=7)
+    assessed_date: date | None = None
+    assessed_wd: int | None = None
+    treatment_start_date: date | None = None
+    treatment_days: int | None = None  # calendar days from referral to treatment start
+    released_from_prison: bool
+    continuity_of_care: str = Field(max_length=2)  # Y, N, NA
+
+
+class ReoffendingRecord(SQLModel, table=True):
+    """reoffending_cohort: person, quarterly cohort."""
+
+    __tablename__ = "reoffending_record"
+    __table_args__ = (UniqueConstraint("submission_id", "person_key", "cohort_date"),)
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    area_code: str = Field(max_length=9)
+    person_key: str = Field(max_length=32)
+    cohort_date: date
+    cohort_period: str = Field(max_length=7)
+    age: int
+    sex: str = Field(max_length=1)
+    offence_group: str = Field(max_length=30)
+    prior_offences: int
+    risk_score: float
+    sentence_type: str = Field(max_length=20)
+    served: bool
+    reoffended_12m: bool
+    reoffences_12m: int
+    days_to_first: int | None = None
+
+
+class AggregateRecord(SQLModel, table=True):
+    """kpi_aggregate: a provider-reported numerator and denominator for contract x measure x month."""
+
+    __tablename__ = "aggregate_record"
+    __table_args__ = (UniqueConstraint("submission_id", "contract_id", "measure_code", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    measure_code: str = Field(foreign_key="measure.code")
+    period: str = Field(max_length=7)
+    numerator: int
+    denominator: int
+
+
+class KpiValue(SQLModel, table=True):
+    """A KPI for one contract x measure x month: derived from records, or reported by the provider."""
+
+    __tablename__ = "kpi_value"
+    __table_args__ = (UniqueConstraint("contract_id", "measure_code", "period", "source"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    measure_code: str = Field(foreign_key="measure.code", index=True)
+    period: str = Field(max_length=7, index=True)
+    numerator: float
+    denominator: float
+    value: float | None = None
+    source: str = Field(max_length=20)  # derived, provider_reported
+    submission_ids: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class Judgement(SQLModel, table=True):
+    """A KPI value judged against its target: RAG word and statistical verdict."""
+
+    __table_args__ = (UniqueConstraint("contract_id", "measure_code", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    measure_code: str = Field(foreign_key="measure.code")
+    period: str = Field(max_length=7, index=True)
+    value: float | None = None
+    numerator: float
+    denominator: float
+    target: float
+    tolerance: float
+    rag: str = Field(max_length=12)  # Green, Amber, Red, No data
+    ci_low: float | None = None
+    ci_high: float | None = None
+    alpha: float
+    verdict: str = Field(max_length=24)  # met, not met, inconclusive, insufficient volume
+
+
+class Finding(SQLModel, table=True):
+    """The result of a method (ITS, matching, synthetic control) run on stored data."""
+
+    __table_args__ = (UniqueConstraint("contract_id", "measure_code", "method", "input_hash"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str | None = Field(default=None, foreign_key="contract.id", index=True)
+    area_code: str | None = Field(default=None, max_length=9)
+    measure_code: str | None = Field(default=None, max_length=40)
+    cohort: str | None = Field(default=None, max_length=40)
+    method: str = Field(max_length=40)
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float | None = None
+    alpha: float
+    verdict: str = Field(max_length=40)
+    parameters: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    input_hash: str = Field(max_length=64)
+    created_at: datetime
+
+
+class Artifact(SQLModel, table=True):
+    """A written document: what, for whom, which period, where, and its checksum."""
+
+    __table_args__ = (UniqueConstraint("path"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)  # scorecard, index, monthly_report, evidence_pack, error_report
+    audience: str = Field(max_length=30)
+    period: str | None = Field(default=None, max_length=7)
+    contract_id: str | None = Field(default=None, max_length=40)
+    area_code: str | None = Field(default=None, max_length=9)
+    path: str = Field(max_length=400)
+    sha256: str = Field(max_length=64)
+    created_at: datetime
+
+
+RECORD_TABLES: dict[str, type[SQLModel]] = {
+    "crc_caseload": CrcRecord,
+    "ttg_resettlement": TtgRecord,
+    "em_orders": EmRecord,
+    "health_referrals": HealthRecord,
+    "reoffending_cohort": ReoffendingRecord,
+    "kpi_aggregate": AggregateRecord,
+}

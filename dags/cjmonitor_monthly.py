@@ -1,0 +1,96 @@
+"""cjmonitor_monthly: ingest -> derive -> judge -> render, once a month after the returns deadline.
+
+Thin by design: each task calls one ``cjmonitor.pipeline`` step and passes IDs
+(provider, contract, period), never data. Ingest is mapped per provider and
+rendering per contract, so operators see each one in the grid. Every step is
+idempotent, so reruns and backfills are safe. Settings come from the
+environment (``CJMONITOR_HOME``, ``CJMONITOR_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+
+def _settings():
+    from cjmonitor.settings import get_settings
+
+    return get_settings()
+
+
+@dag(
+    dag_id="cjmonitor_monthly",
+    description="Monthly returns -> KPIs -> judgements -> provider scorecards",
+    schedule="0 6 20 * *",  # the 20th at 06:00 UTC: after the 15th-of-the-month returns deadline
+    start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+    params={"period": Param(None, type=["null", "string"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                            description="Month to report, YYYY-MM; empty = the latest month with data")},
+    tags=["cjmonitor"],
+    doc_md=__doc__,
+)
+def cjmonitor_monthly():
+    @task
+    def list_providers() -> list[str]:
+        from cjmonitor import pipeline
+
+        return pipeline.provider_ids(_settings())
+
+    @task(max_active_tis_per_dagrun=2)
+    def ingest_provider(provider_id: str) -> dict:
+        from cjmonitor import pipeline
+
+        summary = pipeline.ingest(_settings(), provider_id)
+        result = {"provider_id": provider_id, "accepted": summary.accepted, "rejected": summary.rejected,
+                  "duplicate": summary.duplicate}
+        if summary.rejected:
+            print(f"{provider_id}: {summary.rejected} returns rejected; error reports: {summary.error_reports}")
+        return result
+
+    @task
+    def derive_kpis(_ingested: list[dict]) -> int:
+        from cjmonitor import pipeline
+
+        return pipeline.derive(_settings())
+
+    @task
+    def judge_kpis(_derived: int) -> str:
+        from cjmonitor import pipeline
+
+        settings = _settings()
+        pipeline.judge(settings)
+        return get_current_context()["params"].get("period") or pipeline.latest_period(settings)
+
+    @task
+    def list_contracts(_period: str) -> list[str]:
+        from cjmonitor import pipeline
+
+        return pipeline.contract_ids(_settings())
+
+    @task(max_active_tis_per_dagrun=2)
+    def render_scorecard(contract_id: str, period: str) -> str:
+        from cjmonitor import pipeline
+
+        return pipeline.render_contract(_settings(), contract_id, period)
+
+    @task
+    def render_index(_scorecards: list[str], period: str) -> str:
+        from cjmonitor import pipeline
+
+        return pipeline.render_index_only(_settings(), period)
+
+    ingested = ingest_provider.expand(provider_id=list_providers())
+    period = judge_kpis(derive_kpis(ingested))
+    scorecards = render_scorecard.partial(period=period).expand(contract_id=list_contracts(period))
+    render_index(scorecards, period)
+
+
+dag = cjmonitor_monthly()
+
+if __name__ == "__main__":
+    dag.test()

@@ -1,0 +1,35 @@
+"""Error reports for rejected returns: a CSV for the provider's data clerk and a readable HTML page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+from reports.env import environment
+
+
+def write_error_report(out_dir: Path, *, file_name: str, provider_name: str, return_type: str, period: str,
+                       submission_id: int, sha256: str, received_at: str, issues: list) -> tuple[Path, Path]:
+    """Write ``<file>.errors.csv`` and ``<file>.errors.html`` under ``out_dir/data-quality/<period>/``."""
+    folder = out_dir / "data-quality" / period
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", "severity", "row", "column", "code", "message"])
+    for issue in issues:
+        writer.writerow([file_name, issue.severity, "" if issue.row is None else issue.row, issue.column or "", issue.code, issue.message])
+    csv_path = folder / f"{file_name}.errors.csv"
+    csv_path.write_text(buffer.getvalue())
+    match = re.match(r"^(.*?)(?:_v(\d+))?\.([A-Za-z]+)$", file_name)
+    resend_name = f"{match.group(1)}_v{int(match.group(2) or 1) + 1}.{match.group(3)}" if match else file_name
+    errors = sum(1 for i in issues if i.severity == "error")
+    html = environment().get_template("errors.html").render(
+        file_name=file_name, provider_name=provider_name, return_type=return_type, period=period,
+        submission_id=submission_id, sha256=sha256, received_at=received_at, issues=issues, errors=errors,
+        warnings=len(issues) - errors, resend_name=resend_name,
+    )
+    html_path = folder / f"{file_name}.errors.html"
+    html_path.write_text(html)
+    return csv_path, html_path

@@ -1,0 +1,136 @@
+"""Provider scorecards (one per contract per month) and the index page linking them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import delete
+from sqlmodel import Session, select
+
+from contracts.catalogue import MEASURES_BY_CODE
+from contracts.models import Area, Artifact, Contract, Judgement, Provider, Submission
+from reports.charts import kpi_small_multiples
+from reports.env import environment, month_name
+
+log = logging.getLogger(__name__)
+
+
+def _write(path: Path, text: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8")
+    temporary = path.with_suffix(path.suffix + ".part")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _record_artifact(session: Session, *, kind: str, audience: str, period: str, path: Path, sha: str,
+                     contract_id: str | None = None, area_code: str | None = None) -> None:
+    session.execute(delete(Artifact).where(Artifact.path == str(path)))
+    session.add(Artifact(kind=kind, audience=audience, period=period, contract_id=contract_id, area_code=area_code,
+                         path=str(path), sha256=sha, created_at=datetime.now(UTC)))
+
+
+def judgements_frame(session: Session, contract_ids: list[str] | None = None) -> pd.DataFrame:
+    query = select(Judgement)
+    if contract_ids is not None:
+        query = query.where(Judgement.contract_id.in_(contract_ids))
+    rows = [j.model_dump() for j in session.exec(query).all()]
+    return pd.DataFrame(rows)
+
+
+def scorecard_path(out_dir: Path, contract_id: str, period: str) -> Path:
+    return out_dir / "scorecards" / period / f"{contract_id}.html"
+
+
+def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: str, *, alpha: float,
+                     code_version: str, history: pd.DataFrame | None = None) -> Path:
+    """Write one contract's scorecard for ``period`` and record it as an artifact."""
+    contract = session.get(Contract, contract_id)
+    provider = session.get(Provider, contract.provider_id)
+    area = session.get(Area, contract.area_code)
+    if history is None:
+        history = judgements_frame(session, [contract_id])
+    history = history[history["period"] <= period].sort_values(["measure_code", "period"]) if not history.empty else history
+    rows, series, titles = [], {}, {}
+    for code, frame in (history.groupby("measure_code", sort=False) if not history.empty else []):
+        measure = MEASURES_BY_CODE[code]
+        titles[code] = measure.name
+        series[code] = frame.tail(36)
+        current = frame[frame["period"] == period]
+        last12 = frame[frame["period"] > _months_before(period, 12)]
+        if current.empty:
+            rows.append({"code": code, "name": measure.name, "value": None, "target": frame["target"].iloc[-1],
+                         "direction": measure.direction, "rag": "No data", "verdict": "no return", "ci_low": None,
+                         "ci_high": None, "numerator": None, "denominator": None,
+                         "red_last_12": int((last12["rag"] == "Red").sum()), "source": "derived"})
+            continue
+        row = current.iloc[0]
+        rows.append({"code": code, "name": measure.name, "value": row["value"], "target": row["target"],
+                     "direction": measure.direction, "rag": row["rag"], "verdict": row["verdict"],
+                     "ci_low": row["ci_low"], "ci_high": row["ci_high"], "numerator": row["numerator"],
+                     "denominator": row["denominator"], "red_last_12": int((last12["rag"] == "Red").sum()),
+                     "source": row.get("source", "derived")})
+    counts = {word: sum(1 for r in rows if r["rag"] == word) for word in ("Green", "Amber", "Red")}
+    headline = (f"In {month_name(period)}, {len(rows)} KPIs: {counts['Green']} Green, {counts['Amber']} Amber, "
+                f"{counts['Red']} Red.")
+    not_met = [r["name"] for r in rows if r["verdict"] == "not met"]
+    if not_met:
+        headline += " Missed beyond sampling noise: " + "; ".join(not_met) + "."
+    submissions = session.exec(
+        select(Submission).where(Submission.provider_id == provider.id, Submission.period == period)
+        .order_by(Submission.return_type, Submission.version)
+    ).all()
+    used = [s for s in submissions if s.is_current and s.status == "accepted"]
+    chart = kpi_small_multiples(series, titles) if series else "<p>No KPI values yet.</p>"
+    html = environment().get_template("scorecard.html").render(
+        contract=contract, provider=provider, area=area, period=period, rows=rows, headline=headline,
+        chart=chart, history=history.sort_values(["period", "measure_code"]).to_dict("records") if not history.empty else [],
+        submissions=submissions, used=used, alpha=alpha, code_version=code_version,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    path = scorecard_path(out_dir, contract_id, period)
+    sha = _write(path, html)
+    _record_artifact(session, kind="scorecard", audience="contract_manager", period=period, path=path, sha=sha,
+                     contract_id=contract_id, area_code=area.code)
+    return path
+
+
+def _months_before(period: str, months: int) -> str:
+    stamp = pd.Timestamp(f"{period}-01") - pd.DateOffset(months=months)
+    return stamp.strftime("%Y-%m")
+
+
+def render_index(session: Session, out_dir: Path, period: str, *, code_version: str) -> Path:
+    areas = session.exec(select(Area).order_by(Area.name)).all()
+    contracts = session.exec(select(Contract).order_by(Contract.id)).all()
+    providers = {p.id: p.name for p in session.exec(select(Provider)).all()}
+    judged = judgements_frame(session)
+    current = judged[judged["period"] == period] if not judged.empty else judged
+    totals = {"Green": 0, "Amber": 0, "Red": 0, "No data": 0}
+    listed = []
+    for contract in contracts:
+        mine = current[current["contract_id"] == contract.id] if not current.empty else current
+        entry = {"id": contract.id, "name": contract.name, "area_code": contract.area_code,
+                 "provider_name": providers[contract.provider_id],
+                 "href": str(scorecard_path(Path("."), contract.id, period))}
+        for word in totals:
+            entry[word] = int((mine["rag"] == word).sum()) if not mine.empty else 0
+            totals[word] += entry[word]
+        listed.append(entry)
+    subs = session.exec(select(Submission).where(Submission.period <= period)).all()
+    summary = {"accepted": sum(s.status == "accepted" for s in subs), "rejected": sum(s.status == "rejected" for s in subs),
+               "late": sum(bool(s.is_late) for s in subs)}
+    html = environment().get_template("index.html").render(
+        areas=[a for a in areas if any(c["area_code"] == a.code for c in listed)], contracts=listed, totals=totals,
+        period=period, submissions=summary, code_version=code_version,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    path = out_dir / "index.html"
+    sha = _write(path, html)
+    _record_artifact(session, kind="index", audience="all", period=period, path=path, sha=sha)
+    return path

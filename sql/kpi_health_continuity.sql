@@ -1,0 +1,14 @@
+-- kpi_health_continuity: people referred on release from prison with a treatment need who started
+-- community treatment within 21 days (measure hl_continuity_21d).
+-- Returns: contract_id, period, submission_id, numerator, denominator.
+-- Grain: contract x month x current accepted submission (callers sum over submissions).
+SELECT r.contract_id, s.period, s.id AS submission_id,
+       SUM(CASE WHEN r.continuity_of_care = 'Y' THEN 1 ELSE 0 END) AS numerator,
+       COUNT(*) AS denominator
+FROM health_record r
+JOIN submission s ON s.id = r.submission_id
+WHERE s.is_current AND s.status = 'accepted'
+  AND r.referral_period = s.period
+  AND r.released_from_prison
+  AND s.period BETWEEN :first_period AND :last_period
+GROUP BY r.contract_id, s.period, s.id
