@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -172,21 +173,131 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
 
 @cli.command()
 @HOME_OPTION
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", "source_name", default=None, help="Only this configured source (see sources.toml).")
 @click.option("--provider", default=None, help="Only this provider's files.")
 @JSON_OPTION
-def ingest(home, provider, as_json) -> None:
-    """Land, validate and load every new file in the drop folder."""
+def ingest(home, paths, source_name, provider, as_json) -> None:
+    """Land, validate and load new returns: the given files, or every configured source.
+
+    Exit status: 0 when everything received was accepted (or had been already),
+    1 when any file was quarantined, refused or not recognised, 2 on a usage or system error.
+    """
     from cjmonitor.pipeline import ingest as run_ingest
 
-    summary = run_ingest(_settings(home), provider)
+    summary = run_ingest(_settings(home), provider, source_name=source_name, paths=list(paths) or None)
     if as_json:
         _echo_json(summary.to_dict())
+    else:
+        for outcome in summary.outcomes:
+            if outcome["status"] != "accepted":
+                click.echo(f"{outcome['status']:>12}  {outcome['file']}: {outcome['message']}")
+        click.echo(f"accepted {summary.accepted}, quarantined {summary.rejected}, already received {summary.duplicate}, "
+                   f"refused {summary.refused}, unrecognised {summary.unrecognised}")
+        for report in summary.error_reports:
+            click.echo(f"error report: {report}")
+    if summary.rejected or summary.refused or summary.unrecognised:
+        sys.exit(1)
+
+
+@cli.group(cls=_Group)
+def returns() -> None:
+    """Inspect received returns: list them, show one, or the status of a period."""
+
+
+@returns.command("list")
+@HOME_OPTION
+@click.option("--period", default=None, help="Only this month, YYYY-MM.")
+@click.option("--provider", default=None, help="Only this provider.")
+@click.option("--status", "status", type=click.Choice(["accepted", "rejected"]), default=None)
+@JSON_OPTION
+def returns_list(home, period, provider, status, as_json) -> None:
+    """List submissions, newest period first."""
+    from sqlmodel import select
+
+    from cjmonitor.db import session_scope
+    from cjmonitor.pipeline import ensure_schema
+    from contracts.models import Submission
+
+    _check_period(period)
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        query = select(Submission).order_by(Submission.period.desc(), Submission.provider_id, Submission.return_type, Submission.version)
+        if period:
+            query = query.where(Submission.period == period)
+        if provider:
+            query = query.where(Submission.provider_id == provider)
+        if status:
+            query = query.where(Submission.status == status)
+        rows = [s.model_dump(mode="json") for s in session.exec(query).all()]
+    if as_json:
+        _echo_json(rows)
         return
-    for outcome in summary.outcomes:
-        if outcome["status"] != "accepted":
-            click.echo(f"{outcome['status']:>12}  {outcome['file']}: {outcome['message']}")
-    click.echo(f"accepted {summary.accepted}, rejected {summary.rejected}, already received {summary.duplicate}, "
-               f"unrecognised {summary.unrecognised}")
+    click.echo(f"{'id':>6}  {'period':<7}  {'provider':<28} {'return type':<20} {'v':>2}  {'status':<9} {'current':<7} {'late':<4} {'rows':>7} {'errors':>6}")
+    for r in rows:
+        click.echo(f"{r['id']:>6}  {r['period']:<7}  {r['provider_id']:<28} {r['return_type']:<20} {r['version']:>2}  "
+                   f"{r['status']:<9} {'yes' if r['is_current'] else '':<7} {'late' if r['is_late'] else '':<4} {r['rows']:>7} {r['errors']:>6}")
+
+
+@returns.command("show")
+@HOME_OPTION
+@click.argument("submission_id", type=int)
+@JSON_OPTION
+def returns_show(home, submission_id, as_json) -> None:
+    """Show one submission and every problem found in it."""
+    from sqlmodel import select
+
+    from cjmonitor.db import session_scope
+    from cjmonitor.errors import NotFoundError
+    from cjmonitor.pipeline import ensure_schema
+    from contracts.models import Submission, ValidationIssue
+
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None:
+            raise NotFoundError(f"no submission {submission_id}: `cjmonitor returns list` shows the ids")
+        issues = [i.model_dump(mode="json") for i in session.exec(
+            select(ValidationIssue).where(ValidationIssue.submission_id == submission_id).order_by(ValidationIssue.id)).all()]
+        data = {**submission.model_dump(mode="json"), "issues": issues}
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"submission {data['id']}: {data['file_name']} ({data['provider_id']}, {data['return_type']}, {data['period']}, version {data['version']})")
+    click.echo(f"  status {data['status']}{' (current)' if data['is_current'] else ''}; received {data['received_at']}"
+               f"{' LATE' if data['is_late'] else ''}; {data['rows']} rows; {data['errors']} errors, {data['warnings']} warnings")
+    click.echo(f"  source {data['source']}; sha256 {data['sha256']}")
+    for i in issues:
+        where = f"row {i['row']}" if i["row"] is not None else "file"
+        click.echo(f"  {i['severity']:<7} {where:<9} {i['column'] or '':<26} {i['code']:<18} {i['message']}")
+
+
+@returns.command("status")
+@HOME_OPTION
+@click.option("--period", required=True, help="Month, YYYY-MM.")
+@JSON_OPTION
+def returns_status(home, period, as_json) -> None:
+    """Expected returns for a month: accepted, quarantined, late, missing, per provider."""
+    from cjmonitor.db import session_scope
+    from cjmonitor.pipeline import ensure_schema
+    from contracts.status import return_status
+
+    _check_period(period)
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        rows = return_status(session, period)
+    if as_json:
+        _echo_json({"period": period, "returns": rows})
+        return
+    click.echo(f"Returns for {period}")
+    click.echo(f"{'provider':<28} {'return type':<20} {'status':<12} {'late':<4} {'versions':>8}  due")
+    for r in rows:
+        click.echo(f"{r['provider_id']:<28} {r['return_type']:<20} {r['status']:<12} {'late' if r['late'] else '':<4} {r['versions']:>8}  {r['due'] or ''}")
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("accepted", "quarantined", "missing", "not yet due")}
+    click.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {sum(r['late'] for r in rows)} late")
 
 
 @cli.command()

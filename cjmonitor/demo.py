@@ -59,7 +59,7 @@ ITS_AREA, ITS_MEASURE, ITS_MONTH, ITS_LEVEL = "Greater Manchester", "crc_plan_15
 REOFFENDING_AREA, REOFFENDING_ATT = "West Midlands", -0.05
 SYNTH_AREA, SYNTH_MEASURE, SYNTH_MONTH, SYNTH_EFFECT = "West Yorkshire", "crc_orders_completed", 20, 0.10
 FAILING_PROVIDER, FAILING_MEASURE, FAILING_SHORTFALL = "gateway-resettlement", "ttg_settled_accommodation", -0.14
-AGGREGATE_REGION = "Wales"  # health contracts in Wales report aggregates only (kpi_aggregate)
+AGGREGATE_PROVIDERS = ("cymru-health",)  # health contracts in Wales report aggregates only (kpi_aggregate)
 XLSX_PROVIDER = "riverside-health"  # sends Excel
 FOLLOW_UP_MONTHS = 18  # 12 months' follow-up and a 6-month waiting period
 
@@ -567,7 +567,7 @@ def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED
     monthly_keys: list[tuple[str, str, str]] = []
     for provider_id, _name, _kind, service_type, _regions in world.providers:
         return_type = ROW_MAKERS[service_type][0]
-        if provider_id == "cymru-health":
+        if provider_id in AGGREGATE_PROVIDERS:
             return_type = "kpi_aggregate"
         for period in month_periods:
             monthly_keys.append((provider_id, return_type, period))
@@ -584,7 +584,7 @@ def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED
             frame = maker(rng, world, contract, m)
             frame.insert(0, "area_code", contract.area.code)
             frame.insert(0, "contract_id", contract.id)
-            if contract.provider_id == "cymru-health":
+            if contract.provider_id in AGGREGATE_PROVIDERS:
                 per_file.setdefault((contract.provider_id, "kpi_aggregate", period), []).append(_aggregate_health(frame, contract.id, period))
             else:
                 per_file.setdefault((contract.provider_id, return_type, period), []).append(frame)

@@ -6,6 +6,7 @@ The CLI prints these without a traceback and exits non-zero. Messages never carr
 personal data (names, dates of birth, raw identifiers).
 """
 
+from contracts.errors import ContractsError
 from outcomes.errors import OutcomesError
 
 
@@ -27,4 +28,4 @@ class InputFileError(CjmonitorError):
     """An input file cannot be read or used; the message names file, row and column."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (CjmonitorError, OutcomesError)
+USER_ERRORS: tuple[type[Exception], ...] = (CjmonitorError, ContractsError, OutcomesError)

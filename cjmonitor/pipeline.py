@@ -91,7 +91,7 @@ def ensure_schema(settings: Settings) -> None:
 
 def load_world_reference(settings: Settings, world) -> None:
     """Areas, providers, contracts, variations, the KPI catalogue and targets of a generated world (idempotent)."""
-    from cjmonitor.demo import ITS_MONTH, month_label, month_start
+    from cjmonitor.demo import AGGREGATE_PROVIDERS, ITS_MONTH, month_label, month_start
 
     start = month_start(world.start)
     with session_scope(settings) as session:
@@ -104,7 +104,8 @@ def load_world_reference(settings: Settings, world) -> None:
             session.merge(Area(code=area.code, name=area.name, region=area.region,
                                commissioner_type=area.commissioner_type, population_m=area.population_m))
         for provider_id, name, kind, _service, _regions in world.providers:
-            session.merge(Provider(id=provider_id, name=name, kind=kind))
+            mode = "aggregate" if provider_id in AGGREGATE_PROVIDERS else "person"
+            session.merge(Provider(id=provider_id, name=name, kind=kind, return_mode=mode))
         session.flush()
         for contract in world.contracts:
             session.merge(Contract(
@@ -148,6 +149,7 @@ class IngestSummary:
     rejected: int = 0
     duplicate: int = 0
     unrecognised: int = 0
+    refused: int = 0
     outcomes: list[dict] = field(default_factory=list)
     error_reports: list[str] = field(default_factory=list)
 
@@ -163,28 +165,60 @@ class IngestSummary:
         return asdict(self)
 
 
-def discover(drop_dir: Path, provider_id: str | None = None) -> list[Path]:
-    """Files in the drop folder, oldest first (so a v1 is loaded before its v2)."""
-    if not drop_dir.is_dir():
-        raise NotFoundError(f"drop folder {drop_dir} does not exist: create it or set CJMONITOR_DROP_DIR")
-    files = [p for p in drop_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
-    if provider_id is not None:
-        files = [p for p in files if (parsed := parse_file_name(p.name)) and parsed.provider_id == provider_id]
-    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+def configured_sources(settings: Settings):
+    from contracts.sources import load_sources
+
+    return load_sources(settings.sources_path, settings.home, settings.drop_dir)
 
 
-def ingest(settings: Settings, provider_id: str | None = None) -> IngestSummary:
-    """Land, validate and load every new file in the drop folder, each in its own transaction."""
+def _candidates(settings: Settings, source_name: str | None, paths: list[Path] | None, summary: IngestSummary):
+    """(path, source name, source or None) for every file to consider, oldest first within each source."""
+    from contracts.sources import fetch_sftp, list_drop_folder
+
+    if paths:
+        for path in paths:
+            if not path.is_file():
+                raise NotFoundError(f"{path} is not a file")
+            yield path, "cli", None
+        return
+    sources = configured_sources(settings)
+    if source_name is not None:
+        sources = [s for s in sources if s.name == source_name]
+        if not sources:
+            raise NotFoundError(f"no source named {source_name!r} in {settings.sources_path or 'the default configuration'}")
+    for source in sources:
+        if source.kind == "drop_folder":
+            files = list_drop_folder(source)
+        else:
+            fetched, refused = fetch_sftp(source, settings.inbox_dir / source.name)
+            files = [f.path for f in fetched]
+            for item in refused:
+                summary.add(IngestOutcome(repr(item.remote_name)[1:-1], "refused", message=item.reason))
+        for path in files:
+            yield path, source.name, source
+
+
+def ingest(settings: Settings, provider_id: str | None = None, *, source_name: str | None = None,
+           paths: list[Path] | None = None) -> IngestSummary:
+    """Land, validate and load every new file from the configured sources (or the given paths), each in its own transaction."""
     from reports.errors import write_error_report
 
     ensure_schema(settings)
     settings.ensure_dirs()
     key = settings.pseudonymisation_key()
     summary = IngestSummary()
-    for path in discover(settings.drop_dir, provider_id):
+    for path, source_label, source in _candidates(settings, source_name, paths, summary):
+        parsed = parse_file_name(path.name)
+        if provider_id is not None and (parsed is None or parsed.provider_id != provider_id):
+            continue
+        if source is not None and parsed is not None and not source.accepts(parsed.provider_id):
+            summary.add(IngestOutcome(path.name, "refused", provider_id=parsed.provider_id, message=(
+                f"source {source.name!r} is not configured for provider {parsed.provider_id!r}; "
+                "add the provider to the source or send through its own source")))
+            continue
         with session_scope(settings) as session:
             outcome = ingest_file(session, path, archive_dir=settings.raw_archive_dir, key=key,
-                                  source=f"drop:{settings.drop_dir}")
+                                  source=f"{source_label}:{path.name}", max_bytes=settings.max_file_bytes)
             if outcome.status == "rejected":
                 submission = session.get(Submission, outcome.submission_id)
                 provider = session.get(Provider, outcome.provider_id)
@@ -194,7 +228,7 @@ def ingest(settings: Settings, provider_id: str | None = None) -> IngestSummary:
                     sha256=submission.sha256, received_at=submission.received_at.strftime("%Y-%m-%d %H:%M"),
                     issues=outcome.issues)
                 summary.error_reports.append(str(html))
-        if outcome.status == "unrecognised":
+        if outcome.status in ("unrecognised", "refused"):
             log.warning("%s not loaded: %s", outcome.file_name, outcome.message)
         summary.add(outcome)
     return summary

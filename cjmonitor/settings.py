@@ -11,6 +11,8 @@ and ``out/`` (every document), so that two homes never mix.
 | ``CJMONITOR_DROP_DIR`` | ``$HOME/var/drop`` | the drop folder providers' returns arrive in |
 | ``CJMONITOR_PSEUDONYMISATION_KEY`` | a random key kept in ``$HOME/var/pseudonymisation.key`` | keyed-hash secret for person identifiers; never stored in the database |
 | ``CJMONITOR_ALPHA`` | ``0.05`` | significance level for verdicts |
+| ``CJMONITOR_SOURCES`` | ``$HOME/sources.toml`` if present | per-provider sources (drop folders, SFTP); without it the drop folder takes every provider |
+| ``CJMONITOR_MAX_FILE_MB`` | ``200`` | returns larger than this are refused before they are read |
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Settings:
     database_url: str
     drop_dir: Path
     alpha: float = 0.05
+    sources_path: Path | None = None
+    max_file_bytes: int = 200 * 1024 * 1024
     _key_override: str | None = field(default=None, repr=False)
 
     @property
@@ -46,6 +50,10 @@ class Settings:
     @property
     def quarantine_dir(self) -> Path:
         return self.var_dir / "quarantine"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.var_dir / "inbox"
 
     @property
     def truth_path(self) -> Path:
@@ -85,10 +93,20 @@ def get_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(f"CJMONITOR_ALPHA must be a number such as 0.05, got {alpha_text!r}") from None
     if not 0 < alpha < 0.5:
         raise ConfigError(f"CJMONITOR_ALPHA must lie between 0 and 0.5, got {alpha}")
+    sources = os.environ.get("CJMONITOR_SOURCES")
+    max_mb_text = os.environ.get("CJMONITOR_MAX_FILE_MB", "200")
+    try:
+        max_mb = float(max_mb_text)
+    except ValueError:
+        raise ConfigError(f"CJMONITOR_MAX_FILE_MB must be a number of megabytes, got {max_mb_text!r}") from None
+    if max_mb <= 0:
+        raise ConfigError(f"CJMONITOR_MAX_FILE_MB must be positive, got {max_mb_text!r}")
     return Settings(
         home=home_path,
         database_url=url,
         drop_dir=drop,
         alpha=alpha,
+        sources_path=Path(sources) if sources else home_path / "sources.toml",
+        max_file_bytes=int(max_mb * 1024 * 1024),
         _key_override=os.environ.get("CJMONITOR_PSEUDONYMISATION_KEY"),
     )

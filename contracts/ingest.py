@@ -11,12 +11,15 @@ load; the raw archive is the only place raw identifiers exist.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
 import logging
 import shutil
+import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -89,14 +92,103 @@ def pseudonymise(values: pd.Series, key: bytes) -> list[str]:
 # ------------------------------------------------------------------ reading and checking
 
 
-def read_return(path: Path) -> pd.DataFrame:
+class ReadProblem(Exception):
+    """A file that cannot be read as a table at all; ``code`` and an actionable message."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+DEFAULT_MAX_UNPACKED_BYTES = 500 * 1024 * 1024
+
+
+def _cell_text(cell) -> str:
+    """Excel cells as the text a CSV would carry: real date cells become YYYY-MM-DD (HH:MM when timed)."""
+    if cell is None:
+        return ""
+    if isinstance(cell, datetime):
+        return cell.strftime("%Y-%m-%d") if (cell.hour, cell.minute, cell.second) == (0, 0, 0) else cell.strftime("%Y-%m-%d %H:%M")
+    if isinstance(cell, date):
+        return cell.strftime("%Y-%m-%d")
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell)
+
+
+def _table(rows: list[list[str]]) -> pd.DataFrame:
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise ReadProblem("no_header", "the first row is blank: the header row (column names) must come first")
+    header = [str(cell).strip() for cell in rows[0]]
+    seen, duplicated = set(), []
+    for name in header:
+        if name in seen and name not in duplicated:
+            duplicated.append(name)
+        seen.add(name)
+    if duplicated:
+        raise ReadProblem("duplicate_column", f"the header row names {', '.join(repr(d) for d in duplicated)} more than once: "
+                                              "keep one column of each name")
+    if "" in header:
+        position = header.index("") + 1
+        raise ReadProblem("blank_column_name", f"column {position} of the header row has no name: name it or delete the column")
+    body = [row for row in rows[1:] if any(str(cell).strip() for cell in row)]
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) > len(header) and any(str(cell).strip() for cell in row[len(header):]):
+            raise ReadProblem("ragged_row", f"row {number} has {len(row)} cells but the header has {len(header)}: "
+                                            "check for an unquoted comma or a stray cell")
+    frame = pd.DataFrame([[str(c).strip() for c in (row + [""] * len(header))[: len(header)]] for row in body],
+                         columns=header, dtype=object)
+    return frame.astype(str) if not frame.empty else pd.DataFrame(columns=header, dtype=str)
+
+
+def read_return(path: Path, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES) -> tuple[pd.DataFrame, list[Issue]]:
     """Every cell as text, blanks as empty strings: types are checked against the spec, not guessed."""
+    if path.stat().st_size == 0:
+        raise ReadProblem("empty_file", "the file is empty (0 bytes): export the return again and resend it")
+    notes: list[Issue] = []
     if path.suffix.lower() == ".xlsx":
-        frame = pd.read_excel(path, dtype=str, engine="openpyxl", keep_default_na=False)
-    else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    frame.columns = [str(column).strip() for column in frame.columns]
-    return frame.apply(lambda column: column.str.strip())
+        if not zipfile.is_zipfile(path):
+            raise ReadProblem("not_xlsx", "this is not a valid Excel .xlsx workbook (it may be truncated or another format): "
+                                          "save it again as .xlsx, or send CSV")
+        with zipfile.ZipFile(path) as archive_file:
+            unpacked = sum(info.file_size for info in archive_file.infolist())
+        if unpacked > max_unpacked_bytes:
+            raise ReadProblem("unpacks_too_large", f"the workbook unpacks to {unpacked / 1e6:,.0f} MB, over the "
+                                                   f"{max_unpacked_bytes / 1e6:,.0f} MB limit: send the return as CSV")
+        try:
+            from openpyxl import load_workbook
+
+            workbook = load_workbook(path, read_only=True, data_only=False)
+            sheets = workbook.sheetnames
+            rows = [[_cell_text(cell) for cell in row] for row in workbook[sheets[0]].iter_rows(values_only=True)]
+            workbook.close()
+        except Exception as exc:  # any failure to parse the workbook is the sender's to fix; say what it was
+            raise ReadProblem("unreadable_xlsx", f"the workbook could not be read ({type(exc).__name__}): "
+                                                 "open it in Excel, save it again as .xlsx and resend") from None
+        if len(sheets) > 1:
+            notes.append(Issue("warning", None, None, "extra_sheets",
+                               f"only the first sheet ({sheets[0]!r}) was read; the workbook also has {', '.join(map(repr, sheets[1:]))}"))
+        return _table(rows), notes
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ReadProblem("not_utf8", f"the file is not UTF-8 text (first unreadable byte on line {line}): "
+                                      "save it as 'CSV UTF-8 (Comma delimited)' and resend") from None
+    if "\x00" in text:
+        raise ReadProblem("binary", "the file holds binary data, not CSV text: export the return as CSV and resend")
+    first = text.splitlines()[0] if text.strip() else ""
+    if first.count(";") > first.count(",") or (first.count("\t") > first.count(",")):
+        separator = "';'" if first.count(";") > first.count("\t") else "tabs"
+        raise ReadProblem("wrong_separator", f"the file is separated by {separator}, not commas: "
+                                             "save it as 'CSV UTF-8 (Comma delimited)' and resend")
+    try:
+        rows = list(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error as exc:
+        raise ReadProblem("malformed_csv", f"the CSV could not be parsed ({exc}): check for unbalanced quotes") from None
+    return _table(rows), notes
 
 
 def _rows(mask: np.ndarray | pd.Series) -> list[int]:
@@ -242,7 +334,15 @@ def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict
     if missing:
         return issues, None
     if frame.empty:
-        issues.append(Issue("warning", None, None, "empty", "the return has no data rows"))
+        issues.append(Issue("error", None, None, "no_rows", "the return has a header row but no data rows: "
+                                                            "send the return with its records"))
+        return issues, None
+    for name in spec.column_names:
+        text = frame[name]
+        formula = text.str.match(r"^[=+@]|^-[^0-9.]") | text.str.startswith(("\t=", "\r="))
+        _add(issues, "error", _rows(formula), name, "formula",
+             f"'{name}' starts with a character spreadsheets run as a formula (=, +, - or @): "
+             "remove it and send the plain value")
     parsed = parse_columns(frame, spec, issues)
     check_rows(parsed, spec, period, issues)
     check_references(parsed, spec, contracts, provider_id, return_type, issues)
@@ -324,15 +424,17 @@ def _to_dicts(frame: pd.DataFrame, table, submission_id: int) -> list[dict]:
 # ------------------------------------------------------------------ the whole path for one file
 
 
-def deadline_for(period: str, return_type: str) -> datetime | None:
+def deadline_for(period: str, return_type: str, due_day: int = 15) -> datetime | None:
+    """End of the due day in the month after the period; quarterly cohorts have no monthly deadline."""
     if SPECS[return_type].frequency != "monthly":
         return None
     first = pd.Timestamp(f"{period}-01") + pd.DateOffset(months=1)
-    return datetime(first.year, first.month, 15, 23, 59, tzinfo=UTC)
+    last_day = (first + pd.offsets.MonthEnd(0)).day
+    return datetime(first.year, first.month, min(due_day, last_day), 23, 59, 59, tzinfo=UTC)
 
 
 def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, source: str,
-                received_at: datetime | None = None) -> IngestOutcome:
+                received_at: datetime | None = None, max_bytes: int = 200 * 1024 * 1024) -> IngestOutcome:
     """Land, validate and load one file inside the caller's transaction."""
     name = path.name
     parsed_name = parse_file_name(name)
@@ -341,6 +443,13 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
             "file name does not follow <provider>_<return type>_<YYYY-MM>[_v<n>].csv|xlsx; rename it and resend"))
     outcome = IngestOutcome(name, "rejected", provider_id=parsed_name.provider_id,
                             return_type=parsed_name.return_type, period=parsed_name.period)
+    size = path.stat().st_size
+    if size > max_bytes:
+        outcome.status = "refused"
+        outcome.issues = [Issue("error", None, None, "too_large",
+                                f"the file is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.1f} MB limit; it was not read")]
+        outcome.message = outcome.issues[0].message + ": split it or ask the contract manager to raise the limit"
+        return outcome
     provider = session.get(Provider, parsed_name.provider_id)
     if provider is None:
         outcome.status = "unrecognised"
@@ -358,13 +467,14 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         received_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     contracts = {c.id: c for c in session.exec(select(Contract).where(Contract.provider_id == provider.id)).all()}
     try:
-        frame = read_return(path)
-    except Exception as exc:  # an unreadable file is the provider's problem to fix, reported as such
-        issues = [Issue("error", None, None, "unreadable", f"the file could not be read as {path.suffix[1:].upper()}: {type(exc).__name__}: {exc}")]
+        frame, notes = read_return(path)
+    except ReadProblem as problem:
+        issues = [Issue("error", None, None, problem.code, problem.message)]
         parsed = None
         frame = pd.DataFrame()
     else:
         issues, parsed = validate(frame, parsed_name.return_type, parsed_name.period, contracts, provider.id)
+        issues = notes + issues
     errors = sum(1 for issue in issues if issue.severity == "error")
     latest = session.exec(
         select(func.max(Submission.version)).where(
@@ -374,7 +484,8 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         )
     ).one()
     version = (latest or 0) + 1
-    deadline = deadline_for(parsed_name.period, parsed_name.return_type)
+    due_day = min((c.return_due_day for c in contracts.values()), default=15)
+    deadline = deadline_for(parsed_name.period, parsed_name.return_type, due_day)
     submission = Submission(
         provider_id=provider.id, return_type=parsed_name.return_type, period=parsed_name.period,
         version=version, file_name=name, source=source, sha256=sha, received_at=received_at,

@@ -13,9 +13,9 @@ import pandas as pd
 from sqlalchemy import delete, insert
 from sqlmodel import Session
 
-from cjmonitor.sqlfiles import load_sql
 from contracts.catalogue import MEASURES
 from contracts.models import KpiValue
+from contracts.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ class Provider(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)  # slug used in return file names
     name: str = Field(max_length=120, unique=True)
     kind: str = Field(max_length=40)  # private, voluntary, NHS trust, ...
+    return_mode: str = Field(default="person", max_length=10)  # person-level returns, or aggregate (kpi_aggregate) only
 
 
 class Contract(SQLModel, table=True):
@@ -39,6 +40,7 @@ class Contract(SQLModel, table=True):
     start_date: date
     end_date: date
     annual_value_gbp: float
+    return_due_day: int = 15  # monthly returns are due by this day of the following month
 
 
 class ContractVariation(SQLModel, table=True):

@@ -10,6 +10,12 @@ from pathlib import Path
 from reports.env import environment
 
 
+def safe_cell(value) -> str:
+    """Neutralise text a spreadsheet would run as a formula (OWASP CSV injection): prefix it with a quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def write_error_report(out_dir: Path, *, file_name: str, provider_name: str, return_type: str, period: str,
                        submission_id: int, sha256: str, received_at: str, issues: list) -> tuple[Path, Path]:
     """Write ``<file>.errors.csv`` and ``<file>.errors.html`` under ``out_dir/data-quality/<period>/``."""
@@ -19,7 +25,8 @@ def write_error_report(out_dir: Path, *, file_name: str, provider_name: str, ret
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["file", "severity", "row", "column", "code", "message"])
     for issue in issues:
-        writer.writerow([file_name, issue.severity, "" if issue.row is None else issue.row, issue.column or "", issue.code, issue.message])
+        writer.writerow([safe_cell(v) for v in (file_name, issue.severity, "" if issue.row is None else issue.row,
+                                                 issue.column or "", issue.code, issue.message)])
     csv_path = folder / f"{file_name}.errors.csv"
     csv_path.write_text(buffer.getvalue())
     match = re.match(r"^(.*?)(?:_v(\d+))?\.([A-Za-z]+)$", file_name)
