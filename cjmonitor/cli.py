@@ -140,6 +140,9 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
                            start=start, scale=scale)
     load_world_reference(settings, world)
     result = run_all(settings)
+    from reports.specs import write_spec_documents
+
+    write_spec_documents(settings.out_dir / "specs")
     ingest = result["ingest"]
     summary = {
         "areas": len(world.areas),
@@ -167,6 +170,7 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     click.echo(f"  KPI values derived: {summary['kpi_values']}; latest period {summary['period']}")
     click.echo(f"  scorecards written: {summary['scorecards']} under {settings.out_dir / 'scorecards' / summary['period']}")
     click.echo(f"  open: {summary['index']}")
+    click.echo(f"  return specs and templates for providers: {settings.out_dir / 'specs' / 'index.html'}")
     click.echo(f"  injected effects to recover: {summary['truth']}")
     click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
 
@@ -363,12 +367,21 @@ def list_contracts(home, as_json) -> None:
 
 @cli.command()
 @click.argument("return_type", required=False)
+@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write a Markdown and HTML page and CSV/XLSX templates per return type into this folder.")
 @JSON_OPTION
-def specs(return_type, as_json) -> None:
+def specs(return_type, write_dir, as_json) -> None:
     """Print the declared spec of each return type (columns, types, rules), or of one."""
     from dataclasses import asdict
 
     from contracts.returns import SPECS
+
+    if write_dir is not None:
+        from reports.specs import write_spec_documents
+
+        written = write_spec_documents(write_dir)
+        click.echo(f"wrote {len(written)} files into {write_dir}; providers start at {write_dir / 'index.html'}")
+        return
 
     if return_type is not None and return_type not in SPECS:
         raise click.BadParameter(f"unknown return type {return_type!r}; choose from {', '.join(SPECS)}")

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import io
 import logging
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -184,11 +185,30 @@ def read_return(path: Path, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
         separator = "';'" if first.count(";") > first.count("\t") else "tabs"
         raise ReadProblem("wrong_separator", f"the file is separated by {separator}, not commas: "
                                              "save it as 'CSV UTF-8 (Comma delimited)' and resend")
+    header_rows = list(csv.reader(io.StringIO(first + "\n")))
+    _table(header_rows)  # header checks (blank, duplicated or unnamed columns) before reading the body
+    width = len(header_rows[0])
     try:
-        rows = list(csv.reader(io.StringIO(text), strict=True))
+        for number, row in enumerate(csv.reader(io.StringIO(text), strict=True), start=1):
+            if len(row) > width and any(cell.strip() for cell in row[width:]):
+                raise ReadProblem("ragged_row", f"row {number} has {len(row)} cells but the header has {width}: "
+                                                "check for an unquoted comma or a stray cell")
     except csv.Error as exc:
         raise ReadProblem("malformed_csv", f"the CSV could not be parsed ({exc}): check for unbalanced quotes") from None
-    return _table(rows), notes
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+                            skip_blank_lines=True, engine="c", index_col=False)
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().replace("\n", " ")
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", detail)
+        if match:
+            raise ReadProblem("ragged_row", f"row {match.group(2)} has {match.group(3)} cells but the header has "
+                                            f"{match.group(1)}: check for an unquoted comma or a stray cell") from None
+        raise ReadProblem("malformed_csv", f"the CSV could not be parsed ({detail}): check for unbalanced quotes") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    for column in frame.columns:
+        frame[column] = frame[column].str.strip()
+    return frame, notes
 
 
 def _rows(mask: np.ndarray | pd.Series) -> list[int]:
@@ -196,6 +216,7 @@ def _rows(mask: np.ndarray | pd.Series) -> list[int]:
 
 
 MAX_ISSUES_PER_CHECK = 200
+INSERT_CHUNK = 20_000
 
 
 def _add(issues: list[Issue], severity: str, rows: list[int], column: str | None, code: str, message) -> None:
@@ -337,9 +358,11 @@ def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict
         issues.append(Issue("error", None, None, "no_rows", "the return has a header row but no data rows: "
                                                             "send the return with its records"))
         return issues, None
-    for name in spec.column_names:
-        text = frame[name]
-        formula = text.str.match(r"^[=+@]|^-[^0-9.]") | text.str.startswith(("\t=", "\r="))
+    for column in spec.columns:
+        name, text = column.name, frame[column.name]
+        # Text never legitimately starts with these; numbers may be negative (their range check applies).
+        pattern = r"^[=+\-@\t\r]" if column.kind in ("str", "yn", "bool01") else r"^[=+@\t\r]|^-[^0-9.]"
+        formula = text.str.match(pattern)
         _add(issues, "error", _rows(formula), name, "formula",
              f"'{name}' starts with a character spreadsheets run as a formula (=, +, - or @): "
              "remove it and send the plain value")
@@ -434,7 +457,8 @@ def deadline_for(period: str, return_type: str, due_day: int = 15) -> datetime |
 
 
 def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, source: str,
-                received_at: datetime | None = None, max_bytes: int = 200 * 1024 * 1024) -> IngestOutcome:
+                received_at: datetime | None = None, max_bytes: int = 200 * 1024 * 1024,
+                max_unpacked_bytes: int | None = None) -> IngestOutcome:
     """Land, validate and load one file inside the caller's transaction."""
     name = path.name
     parsed_name = parse_file_name(name)
@@ -467,7 +491,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         received_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     contracts = {c.id: c for c in session.exec(select(Contract).where(Contract.provider_id == provider.id)).all()}
     try:
-        frame, notes = read_return(path)
+        frame, notes = read_return(path, max_unpacked_bytes or 10 * max_bytes)
     except ReadProblem as problem:
         issues = [Issue("error", None, None, problem.code, problem.message)]
         parsed = None
@@ -510,8 +534,8 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         return outcome
     table = RECORD_TABLES[parsed_name.return_type]
     records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
-    if len(records):
-        session.execute(insert(table), _to_dicts(records, table, submission.id))
+    for start in range(0, len(records), INSERT_CHUNK):
+        session.execute(insert(table), _to_dicts(records.iloc[start:start + INSERT_CHUNK], table, submission.id))
     session.execute(
         update(Submission)
         .where(Submission.provider_id == provider.id, Submission.return_type == parsed_name.return_type,
