@@ -651,7 +651,7 @@ def _write_cohorts(world: World, drop_dir: Path) -> list[str]:
         by_provider: dict[str, list[pd.DataFrame]] = {}
         for contract in crc_contracts:
             effect = REOFFENDING_ATT if contract.area.name == REOFFENDING_AREA else 0.0
-            boost = 3.0 if effect else 1.0
+            boost = 5.0 if effect else 1.0
             n = int(rng.poisson(VOLUME_PER_MILLION["cohort"] * contract.area.population_m * world.scale * boost))
             frame = cohort_rows(rng, max(n, 40), month_start(period), effect)
             frame.insert(0, "area_code", contract.area.code)

@@ -127,17 +127,26 @@ def load_world_reference(settings: Settings, world) -> None:
                 session.add(Target(contract_id=contract.id, measure_code=measure.code, valid_from=start,
                                    value=measure.default_target, tolerance=measure.default_tolerance,
                                    min_volume=measure.min_volume, service_credit_pct=measure.service_credit_pct))
-        for effect in world.truth["its_effects"]:
-            when = month_start(effect["intervention"])
+        variations = [
+            (effect["contract_id"], month_start(effect["intervention"]), "renegotiation", effect["measure"],
+             f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: sentence-planning resources "
+             "increased and the service level restated.")
+            for effect in world.truth["its_effects"]
+        ]
+        crc_of_area = {c.area.code: c.id for c in world.contracts if c.service_type == "crc"}
+        variations += [
+            (crc_of_area[effect["area_code"]], month_start(effect["intervention"]), "service_redesign", effect["measure"],
+             f"The area redesigned its probation pathway from {effect['intervention']} (co-commissioned "
+             "completion support); other areas did not.")
+            for effect in world.truth["synth_effects"]
+        ]
+        for contract_id, when, kind, measure_code, description in variations:
             found = session.exec(select(ContractVariation).where(
-                ContractVariation.contract_id == effect["contract_id"], ContractVariation.effective_date == when,
-                ContractVariation.kind == "renegotiation")).first()
+                ContractVariation.contract_id == contract_id, ContractVariation.effective_date == when,
+                ContractVariation.kind == kind)).first()
             if found is None:
-                session.add(ContractVariation(
-                    contract_id=effect["contract_id"], effective_date=when, kind="renegotiation",
-                    description=(f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: "
-                                 "sentence-planning resources increased and the service level restated."),
-                ))
+                session.add(ContractVariation(contract_id=contract_id, effective_date=when, kind=kind,
+                                              measure_code=measure_code, description=description))
 
 
 # ------------------------------------------------------------------ ingest
@@ -280,6 +289,21 @@ def judge(settings: Settings) -> int:
         return len(records)
 
 
+# ------------------------------------------------------------------ analyse
+
+
+def analyse(settings: Settings) -> dict:
+    """Outcome methods on stored data: comparison groups for reoffending cohorts and synthetic control
+    for service redesigns. Each result is a Finding."""
+    from contracts.analysis import cohort_findings, synth_findings
+
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        cohorts = cohort_findings(session, settings.alpha)
+        synths = synth_findings(session, settings.alpha)
+        return {"comparison_group": len(cohorts), "synthetic_control": len(synths)}
+
+
 # ------------------------------------------------------------------ render
 
 
@@ -347,5 +371,6 @@ def run_all(settings: Settings, period: str | None = None) -> dict:
     summary = ingest(settings)
     kpis = derive(settings)
     judged = judge(settings)
+    findings = analyse(settings)
     rendered = render(settings, period)
-    return {"ingest": summary.to_dict(), "kpi_values": kpis, "judgements": judged, **rendered}
+    return {"ingest": summary.to_dict(), "kpi_values": kpis, "judgements": judged, "findings": findings, **rendered}

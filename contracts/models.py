@@ -52,6 +52,7 @@ class ContractVariation(SQLModel, table=True):
     contract_id: str = Field(foreign_key="contract.id", index=True)
     effective_date: date
     kind: str = Field(max_length=40)  # renegotiation, new_provider, service_redesign
+    measure_code: str | None = Field(default=None, max_length=40)  # the KPI the change targets; None = all of them
     description: str = Field(sa_column=Column(Text, nullable=False))
 
 

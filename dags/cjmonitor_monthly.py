@@ -1,4 +1,4 @@
-"""cjmonitor_monthly: ingest -> derive -> judge -> render, once a month after the returns deadline.
+"""cjmonitor_monthly: ingest -> derive -> judge -> analyse -> render, once a month after the returns deadline.
 
 Thin by design: each task calls one ``cjmonitor.pipeline`` step and passes IDs
 (provider, contract, period), never data. Ingest is mapped per provider and
@@ -67,6 +67,13 @@ def cjmonitor_monthly():
         return get_current_context()["params"].get("period") or pipeline.latest_period(settings)
 
     @task
+    def analyse_outcomes(period: str) -> str:
+        from cjmonitor import pipeline
+
+        print(pipeline.analyse(_settings()))
+        return period
+
+    @task
     def list_contracts(_period: str) -> list[str]:
         from cjmonitor import pipeline
 
@@ -85,7 +92,7 @@ def cjmonitor_monthly():
         return pipeline.render_index_only(_settings(), period)
 
     ingested = ingest_provider.expand(provider_id=list_providers())
-    period = judge_kpis(derive_kpis(ingested))
+    period = analyse_outcomes(judge_kpis(derive_kpis(ingested)))
     scorecards = render_scorecard.partial(period=period).expand(contract_id=list_contracts(period))
     render_index(scorecards, period)
 

@@ -33,18 +33,18 @@ def shared_data() -> Path:
     return shared_data_dir()
 
 
-SMALL_WORLD = {"areas": 5, "months": 24, "seed": 7}
+SMALL_WORLD = {"areas": 5, "months": 36, "seed": 7}
 
 
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory) -> Path:
-    """A home where `cjmonitor demo` has run on a small world (5 areas, 24 months)."""
+    """A home where `cjmonitor demo` has run on a small world (5 areas, 36 months)."""
     from click.testing import CliRunner
 
     from cjmonitor.cli import cli
 
     home = tmp_path_factory.mktemp("demo-home")
-    result = CliRunner().invoke(cli, ["demo", "--home", str(home), "--areas", "5", "--months", "24", "--seed", "7", "--json"])
+    result = CliRunner().invoke(cli, ["demo", "--home", str(home), "--areas", "5", "--months", "36", "--seed", "7", "--json"])
     assert result.exit_code == 0, result.output
     return home
 

@@ -36,7 +36,7 @@ def test_dag_folder_imports_without_errors_and_fast():
     assert "cjmonitor_monthly" in bag.dags
     assert elapsed < 2.0, f"parsing the DAG folder took {elapsed:.2f} s"
     dag = bag.dags["cjmonitor_monthly"]
-    assert {t.task_id for t in dag.tasks} >= {"ingest_provider", "derive_kpis", "judge_kpis", "render_scorecard", "render_index"}
+    assert {t.task_id for t in dag.tasks} >= {"ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "render_scorecard", "render_index"}
 
 
 def test_monthly_dag_run_does_the_whole_job(airflow_db, tmp_path, monkeypatch):

@@ -98,10 +98,10 @@ def test_person_identifiers_never_reach_the_database(demo_settings, demo_home):
 def test_scorecards_and_index_are_written_and_say_the_rag_in_words(demo_home, demo_summary):
     index = demo_home / "out" / "index.html"
     html = index.read_text()
-    assert "Provider scorecards" in html and "December 2024" in html
-    cards = sorted((demo_home / "out" / "scorecards" / "2024-12").glob("*.html"))
+    assert "Provider scorecards" in html and "December 2025" in html
+    cards = sorted((demo_home / "out" / "scorecards" / "2025-12").glob("*.html"))
     assert len(cards) == demo_summary["areas"] * 4
-    failing = (demo_home / "out" / "scorecards" / "2024-12" / f"{demo_summary['failing_contracts'][0]}.html").read_text()
+    failing = (demo_home / "out" / "scorecards" / "2025-12" / f"{demo_summary['failing_contracts'][0]}.html").read_text()
     assert "Settled accommodation on the first night" in failing
     assert ">Red<" in failing and "not met" in failing
     assert "<svg" in failing and "Provenance" in failing and "sha256" in failing
@@ -113,7 +113,7 @@ def test_rerun_is_idempotent(demo_settings):
     with session_scope(demo_settings) as session:
         before = (len(session.exec(select(Submission)).all()), len(session.exec(select(KpiValue)).all()),
                   len(session.exec(select(Judgement)).all()))
-    result = pipeline.run_all(demo_settings, "2024-12")
+    result = pipeline.run_all(demo_settings, "2025-12")
     assert result["ingest"]["accepted"] == 0 and result["ingest"]["rejected"] == 0
     assert result["ingest"]["duplicate"] == before[0]
     with session_scope(demo_settings) as session:
@@ -141,3 +141,37 @@ def test_every_service_type_has_kpis_every_month(demo_settings, demo_summary, me
     with session_scope(demo_settings) as session:
         periods = set(session.exec(select(KpiValue.period).where(KpiValue.measure_code == measure)).all())
     assert len(periods) == demo_summary["months"]
+
+
+def parameters_naive(finding) -> float:
+    return json.loads(finding.parameters)["naive_difference"]
+
+
+def test_reoffending_effect_is_recovered_and_the_naive_comparison_is_not(demo_settings, demo_summary):
+    from contracts.models import Finding
+
+    (effect,) = demo_summary["reoffending_effects"]
+    with session_scope(demo_settings) as session:
+        findings = {f.contract_id: f for f in session.exec(select(Finding).where(Finding.method == "psm_nn_1to5_replacement")).all()}
+    found = findings[effect["contract_id"]]
+    assert found.ci_low < effect["att"] < found.ci_high, (found.estimate, found.ci_low, found.ci_high)
+    assert found.estimate < parameters_naive(found) - 0.05, "matching removes most of the selection bias"
+    parameters = json.loads(found.parameters)
+    naive_low, naive_high = parameters["naive_ci"]
+    assert not naive_low < effect["att"] < naive_high, "selection on covariates biases the naive comparison"
+    assert parameters["naive_difference"] > 0
+    # Contracts whose service has no effect: intervals mostly cover zero.
+    others = [f for cid, f in findings.items() if cid != effect["contract_id"]]
+    assert others and sum(f.ci_low < 0 < f.ci_high for f in others) >= len(others) - 1
+
+
+def test_synthetic_control_sees_the_area_whose_trend_shifted(demo_settings, demo_summary):
+    from contracts.models import Finding
+
+    (effect,) = demo_summary["synth_effects"]
+    with session_scope(demo_settings) as session:
+        (found,) = session.exec(select(Finding).where(Finding.method == "synthetic_control")).all()
+    assert found.area_code == effect["area_code"] and found.measure_code == effect["measure"]
+    assert found.estimate == pytest.approx(effect["effect"], abs=0.05)
+    parameters = json.loads(found.parameters)
+    assert parameters["rank"] == 1, "the treated area's change is the largest of all areas"

@@ -28,9 +28,9 @@ def test_status_names_late_quarantined_and_accepted_returns(demo_home, demo_summ
 
 
 def test_status_reports_missing_returns(demo_home):
-    result = CliRunner().invoke(cli, ["returns", "status", "--home", str(demo_home), "--period", "2025-01"])
+    result = CliRunner().invoke(cli, ["returns", "status", "--home", str(demo_home), "--period", "2026-01"])
     assert result.exit_code == 0
-    assert "missing" in result.output  # the world ends in 2024-12, so every January 2025 return is missing
+    assert "missing" in result.output  # the world ends in 2025-12, so every January 2026 return is missing
     assert "0 accepted" in result.output
 
 
