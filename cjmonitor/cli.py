@@ -423,6 +423,24 @@ def _register_analyse_commands() -> None:
 _register_analyse_commands()
 
 
+def _register_top_level_commands() -> None:
+    """Attach command modules that add top-level commands (reports, packs) when present in this build."""
+    import importlib
+
+    for module_name in ("cjmonitor.cli_reports",):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        for command in getattr(module, "COMMANDS", []):
+            cli.add_command(command)
+
+
+_register_top_level_commands()
+
+
 def main() -> None:
     cli(prog_name="cjmonitor")
 
