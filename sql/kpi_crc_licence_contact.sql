@@ -1,0 +1,14 @@
+-- kpi_crc_licence_contact: licences starting in the month with a first appointment within 1 working day
+-- of release (measure crc_licence_contact_1wd).
+-- Returns: contract_id, period, submission_id, numerator, denominator.
+-- Grain: contract x month x current accepted submission (callers sum over submissions).
+SELECT r.contract_id, s.period, s.id AS submission_id,
+       SUM(CASE WHEN r.first_appointment_wd <= 1 THEN 1 ELSE 0 END) AS numerator,
+       COUNT(*) AS denominator
+FROM crc_record r
+JOIN submission s ON s.id = r.submission_id
+WHERE s.is_current AND s.status = 'accepted'
+  AND r.start_period = s.period
+  AND r.order_type = 'LICENCE'
+  AND s.period BETWEEN :first_period AND :last_period
+GROUP BY r.contract_id, s.period, s.id

@@ -1,0 +1,13 @@
+-- kpi_ttg_accommodation_recorded: releases in the month with first-night accommodation recorded
+-- (not 'unknown' or blank) (measure ttg_accommodation_recorded, a data-quality measure).
+-- Returns: contract_id, period, submission_id, numerator, denominator.
+-- Grain: contract x month x current accepted submission (callers sum over submissions).
+SELECT r.contract_id, s.period, s.id AS submission_id,
+       SUM(CASE WHEN r.accommodation_first_night IN ('settled', 'unsettled', 'homeless') THEN 1 ELSE 0 END) AS numerator,
+       COUNT(*) AS denominator
+FROM ttg_record r
+JOIN submission s ON s.id = r.submission_id
+WHERE s.is_current AND s.status = 'accepted'
+  AND r.release_period = s.period
+  AND s.period BETWEEN :first_period AND :last_period
+GROUP BY r.contract_id, s.period, s.id
