@@ -346,6 +346,37 @@ def render(home, period, contracts, as_json) -> None:
         click.echo(f"{len(rendered['scorecards'])} scorecards for {rendered['period']}; index {rendered['index']}")
 
 
+@cli.command()
+@HOME_OPTION
+@click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
+@click.option("--period", required=True, help="Month, YYYY-MM.")
+@JSON_OPTION
+def credits(home, contract_id, period, as_json) -> None:
+    """Service credits due for a month (after the quarterly cap) and payment by results, with the working."""
+    from cjmonitor.db import session_scope
+    from cjmonitor.pipeline import ensure_schema
+    from contracts.credits import statement
+
+    _check_period(period)
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        result = statement(session, contract_id, period).to_dict()
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{contract_id}, {period}: monthly fee £{result['monthly_fee_gbp']:,.2f}")
+    click.echo("Service credits")
+    for line in result["service_credits"]["lines"]:
+        click.echo(f"  {line['name']:<58} {line['rag']:<8} £{line['amount']:>10,.2f}  {line['working']}")
+    click.echo(f"  {result['service_credits']['cap']['working']}")
+    click.echo(f"  total due: £{result['service_credits']['total']:,.2f}")
+    click.echo("Payment by results")
+    for line in result["pbr"]["lines"]:
+        click.echo(f"  {line['working']}")
+    click.echo(f"  total payable: £{result['pbr']['total']:,.2f}")
+
+
 @cli.command("contracts")
 @HOME_OPTION
 @JSON_OPTION

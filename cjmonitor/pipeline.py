@@ -33,6 +33,7 @@ from contracts.models import (
     Judgement,
     KpiValue,
     Measure,
+    PaymentTerms,
     Provider,
     Submission,
     Target,
@@ -127,6 +128,14 @@ def load_world_reference(settings: Settings, world) -> None:
                 session.add(Target(contract_id=contract.id, measure_code=measure.code, valid_from=start,
                                    value=measure.default_target, tolerance=measure.default_tolerance,
                                    min_volume=measure.min_volume, service_credit_pct=measure.service_credit_pct))
+        existing_terms = {t.contract_id for t in session.exec(select(PaymentTerms)).all()}
+        for contract in world.contracts:
+            if contract.id in existing_terms:
+                continue
+            crc = contract.service_type == "crc"
+            session.add(PaymentTerms(contract_id=contract.id, valid_from=start, service_credit_cap_pct=10.0,
+                                     pbr_price_per_reoffender_gbp=3000.0 if crc else 0.0,
+                                     pbr_threshold_points=2.0 if crc else 0.0, pbr_requires_significance=True))
         variations = [
             (effect["contract_id"], month_start(effect["intervention"]), "renegotiation", effect["measure"],
              f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: sentence-planning resources "

@@ -56,6 +56,24 @@ class ContractVariation(SQLModel, table=True):
     description: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class PaymentTerms(SQLModel, table=True):
+    """A contract's payment rules from a date: service-credit cap and payment-by-results terms.
+
+    Renegotiated terms are a new row with a later ``valid_from``; the history stays.
+    """
+
+    __tablename__ = "payment_terms"
+    __table_args__ = (UniqueConstraint("contract_id", "valid_from"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", index=True)
+    valid_from: date
+    service_credit_cap_pct: float = 10.0  # credits in a quarter never exceed this share of the quarter's fee
+    pbr_price_per_reoffender_gbp: float = 0.0  # outcome payment per person kept from reoffending
+    pbr_threshold_points: float = 0.0  # no payment unless the reduction in the binary rate reaches this
+    pbr_requires_significance: bool = True  # and the whole interval lies below zero
+    pbr_cap_gbp: float | None = None  # most that can be paid for one set of cohorts
+
+
 class Measure(SQLModel, table=True):
     """The KPI catalogue."""
 

@@ -1,0 +1,174 @@
+"""Service credits and payment by results, with the working shown line by line.
+
+Service credits (CRC Schedule 9 style): a KPI that misses its target outside the
+tolerance band (RAG "Red") in a month costs the provider ``Target.service_credit_pct``
+per cent of that month's fee, unless the month's volume is below the contract's minimum
+(then nothing is due: the miss is not measurable). Credits in a contract quarter (Jan-Mar,
+Apr-Jun, ...) never exceed ``PaymentTerms.service_credit_cap_pct`` of the quarter's fee;
+months are applied in order, so the cap bites on the later months of a quarter.
+
+Payment by results (Peterborough / CRC design): the comparison-group finding for the
+contract's reoffending cohorts earns ``reoffenders avoided x price`` only when the
+reduction in the binary rate is statistically significant (the whole interval below zero)
+and at least ``pbr_threshold_points``; an optional cap limits one set of cohorts. The
+point estimate is paid; the interval of the payment is shown beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlmodel import Session, select
+
+from contracts.catalogue import MEASURES_BY_CODE
+from contracts.errors import ContractsError
+from contracts.models import Contract, Finding, Judgement, PaymentTerms, Target
+
+DEFAULT_TERMS = PaymentTerms(contract_id="", valid_from=pd.Timestamp("1900-01-01").date())
+
+
+@dataclass
+class Statement:
+    contract_id: str
+    period: str
+    monthly_fee_gbp: float
+    service_credit_lines: list[dict] = field(default_factory=list)
+    service_credit_total: float = 0.0
+    cap_working: dict = field(default_factory=dict)
+    pbr_lines: list[dict] = field(default_factory=list)
+    pbr_total: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "contract_id": self.contract_id,
+            "period": self.period,
+            "monthly_fee_gbp": round(self.monthly_fee_gbp, 2),
+            "service_credits": {"total": round(self.service_credit_total, 2), "lines": self.service_credit_lines,
+                                "cap": self.cap_working},
+            "pbr": {"total": round(self.pbr_total, 2), "lines": self.pbr_lines},
+        }
+
+
+def quarter_months(period: str) -> list[str]:
+    stamp = pd.Period(period, "M")
+    first = pd.Period(year=stamp.year, month=3 * ((stamp.month - 1) // 3) + 1, freq="M")
+    return [str(first + i) for i in range(3)]
+
+
+def terms_in_force(session: Session, contract_id: str, period: str) -> PaymentTerms:
+    month_start = pd.Timestamp(f"{period}-01").date()
+    rows = session.exec(select(PaymentTerms).where(PaymentTerms.contract_id == contract_id,
+                                                   PaymentTerms.valid_from <= month_start)
+                        .order_by(PaymentTerms.valid_from)).all()
+    return rows[-1] if rows else DEFAULT_TERMS
+
+
+def _credit_pct(session: Session, contract_id: str, measure_code: str, period: str) -> float:
+    month_start = pd.Timestamp(f"{period}-01").date()
+    targets = session.exec(select(Target).where(Target.contract_id == contract_id, Target.measure_code == measure_code,
+                                                Target.valid_from <= month_start).order_by(Target.valid_from)).all()
+    live = [t for t in targets if t.valid_to is None or t.valid_to >= month_start]
+    return live[-1].service_credit_pct if live else 0.0
+
+
+def monthly_credits(session: Session, contract: Contract, month: str) -> list[dict]:
+    """One line per KPI of the month, with the rule applied and the amount before any cap."""
+    fee = contract.annual_value_gbp / 12
+    lines = []
+    judgements = session.exec(select(Judgement).where(Judgement.contract_id == contract.id, Judgement.period == month)
+                              .order_by(Judgement.measure_code)).all()
+    for judged in judgements:
+        pct = _credit_pct(session, contract.id, judged.measure_code, month)
+        due = judged.rag == "Red" and judged.verdict != "insufficient volume" and pct > 0
+        if judged.rag != "Red":
+            reason = f"{judged.rag}: no credit"
+        elif judged.verdict == "insufficient volume":
+            reason = "Red but below the minimum volume: no credit"
+        elif pct <= 0:
+            reason = "Red, but this KPI carries no service credit"
+        else:
+            reason = f"Red: {pct:g}% of the monthly fee of £{fee:,.2f}"
+        lines.append({
+            "month": month, "measure": judged.measure_code, "name": MEASURES_BY_CODE[judged.measure_code].name,
+            "value": judged.value, "target": judged.target, "tolerance": judged.tolerance, "rag": judged.rag,
+            "verdict": judged.verdict, "credit_pct": pct, "amount": round(fee * pct / 100, 2) if due else 0.0,
+            "working": reason,
+        })
+    return lines
+
+
+def pbr_lines(session: Session, contract: Contract, terms: PaymentTerms) -> tuple[list[dict], float]:
+    findings = session.exec(select(Finding).where(Finding.contract_id == contract.id,
+                                                  Finding.measure_code == "reo_binary_12m",
+                                                  Finding.method.like("psm%"))).all()
+    if not findings:
+        return [{"measure": "reo_binary_12m", "amount": 0.0,
+                 "working": "no comparison-group result for this contract yet: nothing payable"}], 0.0
+    finding = max(findings, key=lambda f: f.created_at)
+    parameters = json.loads(finding.parameters)
+    matched = int(parameters.get("n_matched", 0))
+    reduction_points = -100 * finding.estimate
+    avoided = -finding.estimate * matched
+    avoided_low, avoided_high = -finding.ci_high * matched, -finding.ci_low * matched
+    steps = [f"cohorts {finding.cohort}: {matched} people served and matched; difference in 12-month reoffending "
+             f"{100 * finding.estimate:+.1f} points ({100 * (1 - finding.alpha):.0f}% CI {100 * finding.ci_low:+.1f} to "
+             f"{100 * finding.ci_high:+.1f})"]
+    significant = finding.ci_high < 0
+    if terms.pbr_price_per_reoffender_gbp <= 0:
+        steps.append("the contract has no payment-by-results price: nothing payable")
+        amount = 0.0
+    elif terms.pbr_requires_significance and not significant:
+        steps.append("the reduction is not statistically significant (the interval reaches zero): nothing payable")
+        amount = 0.0
+    elif reduction_points < terms.pbr_threshold_points:
+        steps.append(f"the reduction of {reduction_points:.1f} points is below the threshold of "
+                     f"{terms.pbr_threshold_points:g} points: nothing payable")
+        amount = 0.0
+    else:
+        amount = avoided * terms.pbr_price_per_reoffender_gbp
+        steps.append(f"reoffenders avoided = {-finding.estimate:.4f} x {matched} = {avoided:.1f} "
+                     f"(interval {avoided_low:.1f} to {avoided_high:.1f}); x £{terms.pbr_price_per_reoffender_gbp:,.0f} "
+                     f"= £{amount:,.2f} (interval £{avoided_low * terms.pbr_price_per_reoffender_gbp:,.0f} to "
+                     f"£{avoided_high * terms.pbr_price_per_reoffender_gbp:,.0f})")
+        if terms.pbr_cap_gbp is not None and amount > terms.pbr_cap_gbp:
+            steps.append(f"capped at £{terms.pbr_cap_gbp:,.2f}")
+            amount = terms.pbr_cap_gbp
+    return [{"measure": "reo_binary_12m", "cohorts": finding.cohort, "estimate": finding.estimate,
+             "ci_low": finding.ci_low, "ci_high": finding.ci_high, "n_matched": matched,
+             "threshold_points": terms.pbr_threshold_points, "price_gbp": terms.pbr_price_per_reoffender_gbp,
+             "amount": round(amount, 2), "working": "; ".join(steps)}], round(amount, 2)
+
+
+def statement(session: Session, contract_id: str, period: str) -> Statement:
+    """Service credits due for ``period`` (after the quarterly cap) and the payment-by-results position."""
+    contract = session.get(Contract, contract_id)
+    if contract is None:
+        raise ContractsError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+    terms = terms_in_force(session, contract_id, period)
+    fee = contract.annual_value_gbp / 12
+    result = Statement(contract_id=contract_id, period=period, monthly_fee_gbp=fee)
+    cap = 3 * fee * terms.service_credit_cap_pct / 100
+    applied_before = 0.0
+    for month in quarter_months(period):
+        if month > period:
+            break
+        lines = monthly_credits(session, contract, month)
+        raw = sum(line["amount"] for line in lines)
+        applied = max(0.0, min(raw, cap - applied_before))
+        if month == period:
+            result.service_credit_lines = lines
+            result.service_credit_total = round(applied, 2)
+            result.cap_working = {
+                "quarter": f"{quarter_months(period)[0]} to {quarter_months(period)[-1]}",
+                "cap_pct_of_quarterly_fee": terms.service_credit_cap_pct, "cap_gbp": round(cap, 2),
+                "applied_earlier_in_quarter": round(applied_before, 2), "due_this_month_before_cap": round(raw, 2),
+                "applied_this_month": round(applied, 2),
+                "working": (f"credits this month £{raw:,.2f}; earlier this quarter £{applied_before:,.2f}; cap "
+                            f"{terms.service_credit_cap_pct:g}% of the quarter's fee £{3 * fee:,.2f} = £{cap:,.2f}; "
+                            f"applied £{applied:,.2f}"),
+            }
+        applied_before += applied
+    result.pbr_lines, result.pbr_total = pbr_lines(session, contract, terms)
+    return result
