@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import subprocess
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -250,6 +250,22 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
             log.warning("%s not loaded: %s", outcome.file_name, outcome.message)
         summary.add(outcome)
     return summary
+
+
+def overdue_returns(settings: Settings, period: str, now: datetime | None = None) -> list[dict]:
+    """Expected returns for ``period`` that are late (accepted after the due day) or still missing / quarantined past it."""
+    from contracts.status import return_status
+
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        rows = return_status(session, period, now)
+    return [r for r in rows if r["late"] or r["status"] == "missing"]
+
+
+def month_before(moment: datetime) -> str:
+    """The reporting month that a run on ``moment`` is about: the previous calendar month."""
+    stamp = pd.Timestamp(moment).tz_localize(None) if pd.Timestamp(moment).tzinfo else pd.Timestamp(moment)
+    return (stamp.to_period("M") - 1).strftime("%Y-%m")
 
 
 # ------------------------------------------------------------------ derive and judge

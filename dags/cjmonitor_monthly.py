@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
 
 
 def _settings():
@@ -24,7 +26,9 @@ def _settings():
 @dag(
     dag_id="cjmonitor_monthly",
     description="Monthly returns -> KPIs -> judgements -> provider scorecards",
-    schedule="0 6 20 * *",  # the 20th at 06:00 UTC: after the 15th-of-the-month returns deadline
+    # The 20th at 06:00 UTC, after the 15th-of-the-month returns deadline, and whenever new returns are accepted.
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 20 * *", timezone="UTC"),
+                                 assets=[Asset("cjmonitor://returns/accepted")]),
     start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from sqlmodel import select
 
@@ -33,7 +34,7 @@ def test_dag_folder_imports_without_errors_and_fast():
     bag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags"))
     elapsed = time.perf_counter() - started
     assert bag.import_errors == {}
-    assert "cjmonitor_monthly" in bag.dags
+    assert {"cjmonitor_monthly", "cjmonitor_returns"} <= set(bag.dags)
     assert elapsed < 2.0, f"parsing the DAG folder took {elapsed:.2f} s"
     dag = bag.dags["cjmonitor_monthly"]
     assert {t.task_id for t in dag.tasks} >= {"ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "render_scorecard", "render_index"}
@@ -65,3 +66,34 @@ def test_monthly_dag_run_does_the_whole_job(airflow_db, tmp_path, monkeypatch):
     assert (settings.out_dir / "index.html").exists()
     for artifact in artifacts:
         assert (settings.out_dir / "scorecards" / "2024-12" / f"{artifact.contract_id}.html").exists()
+
+
+def test_returns_dag_loads_publishes_and_names_late_providers(airflow_db, tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CJMONITOR_HOME", str(home))
+    settings = get_settings(home)
+    pipeline.upgrade_db(settings)
+    world = generate_world(settings.drop_dir, settings.truth_path, seed=21, areas=5, months=24)
+    pipeline.load_world_reference(settings, build_world(seed=21, areas=5, months=24))
+    late = world.truth["late_returns"][0]
+    run_month = pd.Period(late["period"], "M") + 1  # the run in the month after the late return's period
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags")).dags["cjmonitor_returns"]
+    run = dag.test(logical_date=datetime(run_month.year, run_month.month, 20, 7, tzinfo=UTC))
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert "failed" in states["late_returns_alert"], states
+    assert "success" in states["publish_if_new"]
+    assert str(run.state) in ("failed", "DagRunState.FAILED")
+    overdue = pipeline.overdue_returns(settings, late["period"])
+    expected = {(r["provider_id"], r["return_type"]) for r in world.truth["late_returns"] if r["period"] == late["period"]}
+    assert {(r["provider_id"], r["return_type"]) for r in overdue} == expected
+    with session_scope(settings) as session:
+        assert sum(s.status == "accepted" for s in session.exec(select(Submission)).all()) == len(world.files) - 3
+    # A rerun loads nothing new, so the asset is not updated and the monthly DAG is not triggered again.
+    rerun = dag.test(logical_date=datetime(run_month.year, run_month.month, 21, 7, tzinfo=UTC))
+    states = {ti.task_id: str(ti.state) for ti in rerun.get_task_instances()}
+    assert "skipped" in states["publish_if_new"], states
