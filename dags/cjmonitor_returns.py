@@ -56,7 +56,7 @@ def cjmonitor_returns():
 
     @task(outlets=[RETURNS_ACCEPTED])
     def publish_if_new(results: list[dict]) -> int:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         accepted = sum(r["accepted"] for r in results)
         if not accepted:
