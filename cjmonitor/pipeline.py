@@ -352,6 +352,13 @@ def provider_ids(settings: Settings) -> list[str]:
         return list(session.exec(select(Provider.id).order_by(Provider.id)).all())
 
 
+def recipient_ids(settings: Settings) -> list[int]:
+    from contracts.models import Recipient
+
+    with session_scope(settings) as session:
+        return list(session.exec(select(Recipient.id).where(Recipient.active).order_by(Recipient.id)).all())
+
+
 def render_contract(settings: Settings, contract_id: str, period: str) -> str:
     from reports.scorecard import render_scorecard
 

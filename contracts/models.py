@@ -352,3 +352,39 @@ RECORD_TABLES: dict[str, type[SQLModel]] = {
     "reoffending_cohort": ReoffendingRecord,
     "kpi_aggregate": AggregateRecord,
 }
+
+
+class Recipient(SQLModel, table=True):
+    """Someone who receives documents by email: a commissioner, a contract manager or a provider contact."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True)
+    name: str = Field(max_length=120)
+    active: bool = True
+
+
+class RecipientScope(SQLModel, table=True):
+    """What a recipient may receive: an area, a contract or a provider."""
+
+    __tablename__ = "recipient_scope"
+    __table_args__ = (UniqueConstraint("recipient_id", "kind", "ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    recipient_id: int = Field(foreign_key="recipient.id", index=True)
+    kind: str = Field(max_length=10)  # area, contract, provider
+    ref: str = Field(max_length=40)  # area code, contract id or provider id
+
+
+class Delivery(SQLModel, table=True):
+    """One email to one recipient for one period: what was attached, and what the SMTP server said."""
+
+    __table_args__ = (UniqueConstraint("recipient_id", "period", "attempt_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    recipient_id: int = Field(foreign_key="recipient.id", index=True)
+    period: str = Field(max_length=7, index=True)
+    attempt_key: str = Field(max_length=40)  # "first", or a timestamp for an explicit --resend
+    status: str = Field(max_length=12)  # sent, failed, refused
+    attempts: int = 0
+    documents: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))  # JSON: path, sha256
+    smtp_response: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime
+    sent_at: datetime | None = None

@@ -1,4 +1,4 @@
-"""cjmonitor_monthly: ingest -> derive -> judge -> analyse -> render, once a month after the returns deadline.
+"""cjmonitor_monthly: ingest -> derive -> judge -> analyse -> render -> distribute, once a month after the returns deadline.
 
 Thin by design: each task calls one ``cjmonitor.pipeline`` step and passes IDs
 (provider, contract, period), never data. Ingest is mapped per provider and
@@ -95,10 +95,32 @@ def cjmonitor_monthly():
 
         return pipeline.render_index_only(_settings(), period)
 
+    @task
+    def list_recipients(_index: str) -> list[int]:
+        from cjmonitor import pipeline
+
+        return pipeline.recipient_ids(_settings())
+
+    @task(max_active_tis_per_dagrun=2, retries=3)
+    def distribute_to(recipient_id: int, period: str) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from cjmonitor.distribute import SmtpSettings, distribute
+
+        if SmtpSettings.from_env() is None:
+            raise AirflowSkipException("CJMONITOR_SMTP_HOST is not set: documents are not emailed")
+        result = distribute(_settings(), period, recipient_ids=[recipient_id])
+        (delivery,) = result["deliveries"]
+        print(f"{delivery['recipient']}: {delivery['status']}, {len(delivery['documents'])} documents")
+        if delivery["status"] in ("failed", "refused"):
+            raise RuntimeError(f"delivery to {delivery['recipient']} {delivery['status']}: see the delivery log")
+        return {"recipient": delivery["recipient"], "status": delivery["status"], "documents": len(delivery["documents"])}
+
     ingested = ingest_provider.expand(provider_id=list_providers())
     period = analyse_outcomes(judge_kpis(derive_kpis(ingested)))
     scorecards = render_scorecard.partial(period=period).expand(contract_id=list_contracts(period))
-    render_index(scorecards, period)
+    index = render_index(scorecards, period)
+    distribute_to.partial(period=period).expand(recipient_id=list_recipients(index))
 
 
 dag = cjmonitor_monthly()

@@ -48,12 +48,28 @@ def test_monthly_dag_run_does_the_whole_job(airflow_db, tmp_path, monkeypatch):
     world = build_world(seed=21, areas=5, months=24)
     pipeline.load_world_reference(settings, world)
     world = generate_world(settings.drop_dir, settings.truth_path, seed=21, areas=5, months=24)
+    from cjmonitor.distribute import demo_recipients
+    from tests.test_distribute import Mailbox, _free_port
+
+    with session_scope(settings) as session:
+        n_recipients = demo_recipients(session)
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    monkeypatch.setenv("CJMONITOR_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CJMONITOR_SMTP_PORT", str(controller.port))
 
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags")).dags["cjmonitor_monthly"]
-    run = dag.test(run_conf={"period": "2024-12"})
+    try:
+        run = dag.test(run_conf={"period": "2024-12"})
+    finally:
+        controller.stop()
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    assert len(mailbox.messages) == n_recipients, "one email per recipient, sent by the mapped distribute tasks"
 
     with session_scope(settings) as session:
         submissions = session.exec(select(Submission)).all()
