@@ -356,6 +356,61 @@ def render(home, period, contracts, as_json) -> None:
 @click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
 @click.option("--period", required=True, help="Month, YYYY-MM.")
 @JSON_OPTION
+def scorecard(home, contract_id, period, as_json) -> None:
+    """The judged KPIs of one contract for one month: value, target, RAG, verdict, interval, SPC signals."""
+    from sqlmodel import select
+
+    from cjmonitor.db import session_scope
+    from cjmonitor.errors import NotFoundError
+    from cjmonitor.pipeline import ensure_schema
+    from contracts.catalogue import MEASURES_BY_CODE
+    from contracts.credits import statement
+    from contracts.models import Contract, Judgement
+
+    _check_period(period)
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        contract = session.get(Contract, contract_id)
+        if contract is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        rows = session.exec(select(Judgement).where(Judgement.contract_id == contract_id, Judgement.period == period)
+                            .order_by(Judgement.measure_code)).all()
+        if not rows:
+            raise NotFoundError(f"no judged KPIs for {contract_id} in {period}: was the return received? "
+                                f"(`cjmonitor returns status --period {period}`)")
+        money = statement(session, contract_id, period).to_dict()
+        measures = [{
+            "code": j.measure_code, "name": MEASURES_BY_CODE[j.measure_code].name, "value": j.value,
+            "numerator": j.numerator, "denominator": j.denominator, "target": j.target, "tolerance": j.tolerance,
+            "direction": MEASURES_BY_CODE[j.measure_code].direction, "rag": j.rag, "verdict": j.verdict,
+            "alpha": j.alpha, "ci_low": j.ci_low, "ci_high": j.ci_high,
+            "spc_signals": [x for x in j.spc_signals.split("; ") if x], "spc_variation": j.spc_variation,
+        } for j in rows]
+        result = {"contract_id": contract_id, "name": contract.name, "provider_id": contract.provider_id,
+                  "area_code": contract.area_code, "period": period, "measures": measures,
+                  "service_credits_due": money["service_credits"]["total"], "pbr_payable": money["pbr"]["total"]}
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{result['name']} ({contract_id}), {period}")
+    for m in measures:
+        value = "no data" if m["value"] is None else f"{100 * m['value']:.1f}%"
+        interval = "" if m["ci_low"] is None else f"({100 * m['ci_low']:.1f} to {100 * m['ci_high']:.1f})"
+        spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
+        click.echo(f"  {m['name']:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
+                   f"{m['verdict']:<20} {spc}")
+    missed = [m["name"] for m in measures if m["verdict"] == "not met"]
+    click.echo(f"Missed beyond sampling noise: {', '.join(missed) if missed else 'none'}.")
+    click.echo(f"Service credits due this month: £{result['service_credits_due']:,.2f} "
+               f"(`cjmonitor credits` shows the working); payment by results payable: £{result['pbr_payable']:,.2f}.")
+
+
+@cli.command()
+@HOME_OPTION
+@click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
+@click.option("--period", required=True, help="Month, YYYY-MM.")
+@JSON_OPTION
 def credits(home, contract_id, period, as_json) -> None:
     """Service credits due for a month (after the quarterly cap) and payment by results, with the working."""
     from cjmonitor.db import session_scope

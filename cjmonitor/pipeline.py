@@ -24,7 +24,7 @@ from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
 from contracts.catalogue import MEASURES, SERVICE_NAMES, measures_for
 from contracts.ingest import IngestOutcome, ingest_file
-from contracts.judge import judge_frame
+from contracts.judge import judge_frame, spc_columns
 from contracts.kpis import derive_kpis
 from contracts.models import (
     Area,
@@ -306,8 +306,14 @@ def judge(settings: Settings) -> int:
         directions = {m.code: m.direction for m in MEASURES}
         merged["direction"] = merged["measure_code"].map(directions)
         judged = judge_frame(merged, settings.alpha)
+        breaks: dict[tuple[str, str], list[str]] = {}
+        for variation in session.exec(select(ContractVariation)).all():
+            codes = [variation.measure_code] if variation.measure_code else list(directions)
+            for code in codes:
+                breaks.setdefault((variation.contract_id, code), []).append(variation.effective_date.strftime("%Y-%m"))
+        judged = spc_columns(judged, breaks)
         columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
-                   "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict"]
+                   "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation"]
         records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
         if records:
             session.execute(insert(Judgement), records)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from outcomes.errors import OutcomesError
 from outcomes.proportions import wilson_interval
+from outcomes.spc import MIN_BASELINE, p_chart
 
 RAG_WORDS = ("Green", "Amber", "Red", "No data")
 
@@ -60,4 +62,44 @@ def judge_frame(values: pd.DataFrame, alpha: float) -> pd.DataFrame:
     verdict = np.where(den < frame["min_volume"].to_numpy(), "insufficient volume", verdict)
     frame["verdict"] = verdict
     frame["alpha"] = alpha
+    return frame
+
+
+def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list[str]] | None = None) -> pd.DataFrame:
+    """Add ``spc_signals`` and ``spc_variation`` per row from a p-chart of each contract x measure series.
+
+    Limits are recalculated at each contract variation month in ``breaks[(contract, measure)]``;
+    Laney's p' limits are used when the typical denominator is large (over 500), where ordinary
+    p-chart limits flag nearly every month. Series shorter than the SPC baseline get no signals.
+    """
+    frame = judged.reset_index(drop=True)
+    frame["spc_signals"] = ""
+    frame["spc_variation"] = ""
+    breaks = breaks or {}
+    for (contract_id, code), series in frame.groupby(["contract_id", "measure_code"], sort=False):
+        series = series[series["denominator"] > 0].sort_values("period")
+        if len(series) < MIN_BASELINE:
+            continue
+        periods = list(series["period"])
+        cuts = [periods.index(p) for p in breaks.get((contract_id, code), []) if p in periods and periods.index(p) > 0]
+        cuts = [c for c in cuts if c >= MIN_BASELINE and len(periods) - c >= MIN_BASELINE]
+        try:
+            chart = p_chart(series["numerator"], series["denominator"], periods,
+                            improvement=series["direction"].iloc[0], breaks=cuts,
+                            laney=float(series["denominator"].median()) > 500)
+        except OutcomesError:
+            continue  # e.g. every case met the measure: no process width, nothing to signal
+        words = [[] for _ in periods]
+        for signal in chart.signals:
+            for i in range(signal.start, signal.end + 1):
+                words[i].append(f"{signal.rule} ({signal.meaning})")
+        for position, index in enumerate(series.index):
+            mine = words[position]
+            frame.at[index, "spc_signals"] = "; ".join(dict.fromkeys(mine))
+            if any(w.endswith("(concern)") for w in mine):
+                frame.at[index, "spc_variation"] = "special cause concerning"
+            elif mine:
+                frame.at[index, "spc_variation"] = "special cause improving"
+            else:
+                frame.at[index, "spc_variation"] = "common cause"
     return frame

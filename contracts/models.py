@@ -306,6 +306,8 @@ class Judgement(SQLModel, table=True):
     ci_high: float | None = None
     alpha: float
     verdict: str = Field(max_length=24)  # met, not met, inconclusive, insufficient volume
+    spc_signals: str = Field(default="", max_length=400)  # e.g. "shift (concern); outside limits (concern)"
+    spc_variation: str = Field(default="", max_length=30)  # common cause, special cause improving / concerning
 
 
 class Finding(SQLModel, table=True):

@@ -72,14 +72,16 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
             rows.append({"code": code, "name": measure.name, "value": None, "target": frame["target"].iloc[-1],
                          "direction": measure.direction, "rag": "No data", "verdict": "no return", "ci_low": None,
                          "ci_high": None, "numerator": None, "denominator": None,
-                         "red_last_12": int((last12["rag"] == "Red").sum()), "source": "derived", "as_of": period})
+                         "red_last_12": int((last12["rag"] == "Red").sum()), "source": "derived", "as_of": period,
+                         "spc": ""})
             continue
         row = current.iloc[0]
         rows.append({"code": code, "name": measure.name, "value": row["value"], "target": row["target"],
                      "direction": measure.direction, "rag": row["rag"], "verdict": row["verdict"],
                      "ci_low": row["ci_low"], "ci_high": row["ci_high"], "numerator": row["numerator"],
                      "denominator": row["denominator"], "red_last_12": int((last12["rag"] == "Red").sum()),
-                     "source": row.get("source", "derived"), "as_of": as_of})
+                     "source": row.get("source", "derived"), "as_of": as_of,
+                     "spc": row.get("spc_signals") or row.get("spc_variation") or ""})
     counts = {word: sum(1 for r in rows if r["rag"] == word) for word in ("Green", "Amber", "Red")}
     headline = (f"In {month_name(period)}, {len(rows)} KPIs: {counts['Green']} Green, {counts['Amber']} Amber, "
                 f"{counts['Red']} Red.")

@@ -126,3 +126,34 @@ def test_demo_failing_provider_owes_credits_and_a_compliant_one_does_not(demo_ho
     assert sum(j.verdict == "not met" for j in judged) > len(judged) / 2
     bad = runner.invoke(cli, ["credits", "--home", str(demo_home), "--contract", "NOPE", "--period", "2025-12"])
     assert bad.exit_code == 2 and "no contract 'NOPE'" in bad.output
+
+
+def test_scorecard_command_answers_is_this_provider_meeting_its_contract(demo_home, demo_summary):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["scorecard", "--home", str(demo_home), "--contract", "TTG-E23000005",
+                                 "--period", "2025-12", "--json"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.output)
+    assert card["contract_id"] == "TTG-E23000005" and card["period"] == "2025-12"
+    codes = {m["code"]: m for m in card["measures"]}
+    assert len(codes) >= 6
+    accommodation = codes[demo_summary["failing_measure"]]
+    assert {"value", "numerator", "denominator", "target", "rag", "verdict", "ci_low", "ci_high", "spc_signals"} <= set(accommodation)
+    assert accommodation["value"] == pytest.approx(accommodation["numerator"] / accommodation["denominator"])
+    assert accommodation["ci_low"] < accommodation["value"] < accommodation["ci_high"]
+    assert isinstance(accommodation["spc_signals"], list) and accommodation["spc_variation"]
+    text = runner.invoke(cli, ["scorecard", "--home", str(demo_home), "--contract", "TTG-E23000005", "--period", "2025-12"])
+    assert "Missed beyond sampling noise" in text.output and "Service credits due" in text.output
+    missing = runner.invoke(cli, ["scorecard", "--home", str(demo_home), "--contract", "TTG-E23000005", "--period", "2030-01"])
+    assert missing.exit_code == 2 and "no judged KPIs" in missing.output
+
+
+def test_spc_signals_are_stored_with_their_meaning(demo_settings):
+    with session_scope(demo_settings) as session:
+        judged = session.exec(select(Judgement).where(Judgement.spc_signals != "")).all()
+    assert judged, "three years of monthly KPIs for 20 contracts produce some special-cause signals"
+    for j in judged:
+        for signal in j.spc_signals.split("; "):
+            rule, _, meaning = signal.partition(" (")
+            assert rule in {"outside limits", "shift", "trend", "two of three near a limit"}
+            assert meaning in {"improvement)", "concern)"}
