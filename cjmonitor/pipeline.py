@@ -324,15 +324,16 @@ def judge(settings: Settings) -> int:
 
 
 def analyse(settings: Settings) -> dict:
-    """Outcome methods on stored data: comparison groups for reoffending cohorts and synthetic control
-    for service redesigns. Each result is a Finding."""
-    from contracts.analysis import cohort_findings, synth_findings
+    """Outcome methods on stored data: comparison groups for reoffending cohorts, synthetic control for
+    service redesigns, interrupted time series for contract variations. Each result is a Finding."""
+    from contracts.analysis import cohort_findings, its_findings, synth_findings
 
     ensure_schema(settings)
     with session_scope(settings) as session:
         cohorts = cohort_findings(session, settings.alpha)
         synths = synth_findings(session, settings.alpha)
-        return {"comparison_group": len(cohorts), "synthetic_control": len(synths)}
+        its = its_findings(session, settings.alpha)
+        return {"comparison_group": len(cohorts), "synthetic_control": len(synths), "its": len(its)}
 
 
 # ------------------------------------------------------------------ render

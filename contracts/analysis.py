@@ -168,3 +168,58 @@ def synth_findings(session: Session, alpha: float) -> list[Finding]:
         )))
     return findings
 
+
+
+ITS_METHOD = "its_binomial_segmented"
+
+
+def its_findings(session: Session, alpha: float) -> list[Finding]:
+    """Interrupted time series for each contract variation that names a measure: did the KPI move?
+
+    A binomial segmented regression (quasi-binomial errors, annual Fourier seasonality) of the monthly
+    KPI; the finding is the mean change over the post-variation months against the counterfactual,
+    on the rate scale, with its interval.
+    """
+    from outcomes.its import fit_its
+
+    findings = []
+    variations = session.exec(select(ContractVariation).where(ContractVariation.measure_code.is_not(None))).all()
+    for variation in variations:
+        values = session.exec(select(KpiValue).where(KpiValue.contract_id == variation.contract_id,
+                                                     KpiValue.measure_code == variation.measure_code,
+                                                     KpiValue.source == "derived")
+                              .order_by(KpiValue.period)).all()
+        series = pd.DataFrame([{"period": v.period, "numerator": v.numerator, "denominator": v.denominator,
+                                "ids": v.submission_ids} for v in values if v.denominator > 0])
+        at = variation.effective_date.strftime("%Y-%m")
+        if series.empty:
+            continue
+        try:
+            result = fit_its(series, "period", "numerator", at, family="binomial", denominator="denominator",
+                             seasonality="fourier:1", scale="pearson", alpha=alpha)
+        except OutcomesError as exc:
+            log.warning("%s %s: ITS not possible: %s", variation.contract_id, variation.measure_code, exc)
+            continue
+        effect = result.post_effect
+        if effect["absolute_low"] > 0:
+            judged = "increase"
+        elif effect["absolute_high"] < 0:
+            judged = "decrease"
+        else:
+            judged = "no detectable change"
+        parameters = {
+            "intervention": at, "variation": variation.kind, "description": variation.description,
+            "model": "binomial segmented regression, quasi-binomial scale, Fourier seasonality (1 pair)",
+            "level_change_logit": result.level_change.to_dict(),
+            "slope_change_logit": result.slope_change.to_dict() if result.slope_change else None,
+            "odds_ratio": result.effects[0].ratio, "post_effect": effect, "diagnostics": result.diagnostics,
+            "sentence": result.sentence(), "series": result.frame.round(5).to_dict("records"),
+        }
+        findings.append(_replace_finding(session, Finding(
+            contract_id=variation.contract_id, measure_code=variation.measure_code, method=ITS_METHOD,
+            estimate=effect["absolute"], ci_low=effect["absolute_low"], ci_high=effect["absolute_high"],
+            p_value=result.level_change.p_value, alpha=alpha, verdict=judged,
+            parameters=json.dumps(parameters, default=float), input_hash=_input_hash(list(series["ids"].unique())),
+            created_at=datetime.now(UTC),
+        )))
+    return findings

@@ -175,3 +175,19 @@ def test_synthetic_control_sees_the_area_whose_trend_shifted(demo_settings, demo
     assert found.estimate == pytest.approx(effect["effect"], abs=0.05)
     parameters = json.loads(found.parameters)
     assert parameters["rank"] == 1, "the treated area's change is the largest of all areas"
+
+
+def test_renegotiation_effect_is_recovered_by_its(demo_settings, demo_summary):
+    from contracts.models import Finding
+
+    (effect,) = demo_summary["its_effects"]
+    with session_scope(demo_settings) as session:
+        findings = session.exec(select(Finding).where(Finding.method == "its_binomial_segmented",
+                                                      Finding.contract_id == effect["contract_id"],
+                                                      Finding.measure_code == effect["measure"])).all()
+    (found,) = findings
+    assert found.ci_low < effect["level_change"] < found.ci_high, (found.estimate, found.ci_low, found.ci_high)
+    assert found.verdict == "increase"
+    parameters = json.loads(found.parameters)
+    assert parameters["intervention"] == effect["intervention"]
+    assert "points" in parameters["sentence"]
