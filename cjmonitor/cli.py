@@ -315,8 +315,8 @@ def returns_status(home, period, as_json) -> None:
 @click.option("--contract", "contracts", multiple=True, help="Only this contract (repeatable).")
 @JSON_OPTION
 def run(home, period, contracts, as_json) -> None:
-    """Ingest, derive KPIs, judge them and render scorecards (the monthly job without a scheduler)."""
-    from cjmonitor.pipeline import derive, judge, render
+    """Ingest, derive KPIs, judge them, run the outcome methods and render scorecards (no scheduler needed)."""
+    from cjmonitor.pipeline import analyse, derive, judge, render
     from cjmonitor.pipeline import ingest as run_ingest
 
     settings = _settings(home)
@@ -324,9 +324,10 @@ def run(home, period, contracts, as_json) -> None:
     summary = run_ingest(settings)
     kpis = derive(settings)
     judged = judge(settings)
+    findings = analyse(settings)
     rendered = render(settings, period, list(contracts) or None)
     result = {"ingest": {k: getattr(summary, k) for k in ("accepted", "rejected", "duplicate", "unrecognised")},
-              "kpi_values": kpis, "judgements": judged, **rendered}
+              "kpi_values": kpis, "judgements": judged, "findings": findings, **rendered}
     if as_json:
         _echo_json(result)
     else:

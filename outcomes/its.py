@@ -345,7 +345,9 @@ def fit_its(data: pd.DataFrame, time: str, outcome: str, interventions, *, famil
             if np.any(y < 0) or np.any(y > trials):
                 raise OutcomesError(f"'{outcome}' must lie between 0 and '{denominator}' in every period")
             exposure = trials
-            model = sm.GLM(np.column_stack([y, trials - y]), X, family=sm.families.Binomial())
+            # Proportions with the trials as variance weights: the same likelihood as a two-column response, but
+            # statsmodels then computes Pearson's chi-square (and so the quasi-binomial scale) per trial.
+            model = sm.GLM(y / trials, X, family=sm.families.Binomial(), var_weights=trials)
         fit = model.fit(scale="X2" if scale == "pearson" else None)
         dist = stats.norm()  # Wald intervals on the link scale, as R's confint.default and Lopez Bernal et al.
     if family == "gaussian" and chosen == "ar1":

@@ -12,7 +12,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
-from contracts.models import Area, Artifact, Contract, Judgement, Provider, Submission
+from contracts.models import Area, Artifact, Contract, Finding, Judgement, Provider, Submission
 from reports.charts import kpi_small_multiples
 from reports.env import environment, month_name
 
@@ -93,11 +93,13 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
         .order_by(Submission.return_type, Submission.version)
     ).all()
     used = [s for s in submissions if s.is_current and s.status == "accepted"]
+    evidence = [_finding_row(f) for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
+                                                      .order_by(Finding.method)).all()]
     chart = kpi_small_multiples(series, titles) if series else "<p>No KPI values yet.</p>"
     html = environment().get_template("scorecard.html").render(
         contract=contract, provider=provider, area=area, period=period, rows=rows, headline=headline,
         chart=chart, history=history.sort_values(["period", "measure_code"]).to_dict("records") if not history.empty else [],
-        submissions=submissions, used=used, alpha=alpha, code_version=code_version,
+        submissions=submissions, used=used, alpha=alpha, code_version=code_version, evidence=evidence,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
     path = scorecard_path(out_dir, contract_id, period)
@@ -105,6 +107,30 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     _record_artifact(session, kind="scorecard", audience="contract_manager", period=period, path=path, sha=sha,
                      contract_id=contract_id, area_code=area.code)
     return path
+
+
+METHOD_NAMES = {
+    "its_binomial_segmented": "Interrupted time series (change after a contract variation)",
+    "psm_nn_1to5_replacement": "Comparison group (matched unserved people, Justice Data Lab style)",
+    "synthetic_control": "Synthetic control (against a weighted mix of other areas)",
+}
+
+
+def _finding_row(finding: Finding) -> dict:
+    import json
+
+    parameters = json.loads(finding.parameters)
+    measure = MEASURES_BY_CODE.get(finding.measure_code)
+    sentence = parameters.get("verdict_sentence") or parameters.get("sentence") or ""
+    if finding.method.startswith("psm"):
+        verdict_sentence = parameters.get("verdict_sentence", "")
+        sentence = parameters.get("headline", "").rstrip(".") + (
+            f". {verdict_sentence[:1].upper()}{verdict_sentence[1:]}." if verdict_sentence else "")
+    return {"method": METHOD_NAMES.get(finding.method, finding.method), "measure": measure.name if measure else finding.measure_code,
+            "scope": finding.cohort or parameters.get("intervention", ""), "estimate": finding.estimate,
+            "ci_low": finding.ci_low, "ci_high": finding.ci_high, "p_value": finding.p_value,
+            "verdict": finding.verdict.replace("_", " "),
+            "sentence": sentence}
 
 
 def _months_before(period: str, months: int) -> str:

@@ -106,6 +106,11 @@ def test_binomial_rates_with_a_known_jump():
     effect = result.post_effect
     assert effect["absolute_low"] < 0.08 < effect["absolute_high"]
     assert result.to_dict()["odds_ratio"]["ci_low"] > 1
+    # Binomial data are not overdispersed: the quasi-binomial (Pearson) scale is close to 1, per trial.
+    quasi = fit_its(data, "month", "met", "2024-07", family="binomial", denominator="cases", slope_change=False,
+                    scale="pearson")
+    assert 0.5 < quasi.diagnostics["dispersion"] < 2.0
+    assert quasi.level_change.se == pytest.approx(result.level_change.se * quasi.diagnostics["dispersion"] ** 0.5)
 
 
 @pytest.mark.parametrize("change, message", [
