@@ -291,8 +291,11 @@ def _crc_rows(rng, world: World, contract: ContractInfo, m: int) -> pd.DataFrame
     # Orders allocated in the month.
     n = _volume(rng, world, contract.area, "crc", m)
     start = _dates_in_month(rng, period, n)
+    order_type = rng.choice(["CO", "SSO", "LICENCE"], n, p=[0.4, 0.25, 0.35])
     contact_ok = rng.random(n) < rate["crc_first_contact_5wd"]
-    contact_wd = np.where(contact_ok, rng.integers(0, 6, n), rng.integers(6, 16, n))
+    # Licences are seen on the day of release or the next working day when contact is on time (SL002R).
+    on_time_wd = np.where(order_type == "LICENCE", rng.integers(0, 2, n), rng.integers(0, 6, n))
+    contact_wd = np.where(contact_ok, on_time_wd, rng.integers(6, 16, n))
     plan_ok = rng.random(n) < rate["crc_plan_15wd"]
     plan_wd = np.where(plan_ok, rng.integers(3, 16, n), rng.integers(16, 31, n))
     has_upw = rng.random(n) < 0.45
@@ -301,7 +304,7 @@ def _crc_rows(rng, world: World, contract: ContractInfo, m: int) -> pd.DataFrame
     starts = pd.DataFrame({
         "order_ref": [f"O{tag}S{i:05d}" for i in range(n)],
         "person_id": _ids(rng, "PX", n),
-        "order_type": rng.choice(["CO", "SSO", "LICENCE"], n, p=[0.4, 0.25, 0.35]),
+        "order_type": order_type,
         "start_date": _fmt_dates(start),
         "first_appointment_date": _fmt_dates(_busday_after(start, contact_wd)),
         "sentence_plan_date": _fmt_dates(_busday_after(start, plan_wd)),
