@@ -139,3 +139,33 @@ def test_bad_arguments():
         fit_its(data, "month", "nothing", "2023-01")
     with pytest.raises(OutcomesError, match="fourier:K"):
         fit_its(data, "month", "y", "2023-01", seasonality="weekly")
+
+
+@pytest.mark.parametrize("family, errors", [("gaussian", "hac"), ("gaussian", "ols"), ("poisson", "model"),
+                                            ("poisson", "pearson")])
+def test_batched_fits_equal_one_at_a_time(family, errors):
+    from outcomes.its import design_matrix, fit_many
+
+    rng = np.random.default_rng(12)
+    n, at, m = 48, 24, 40
+    X, names = design_matrix(n, at, fourier=1, first_month=1)
+    t = np.arange(n)
+    months = pd.period_range("2021-01", periods=n, freq="M").astype(str)
+    if family == "gaussian":
+        Y = 40 + 0.2 * t + 3 * (t >= at) + rng.normal(0, 2, (m, n))
+        batch = fit_many(Y, X, names, errors=errors)
+        singles = [fit_its(pd.DataFrame({"month": months, "y": Y[i]}), "month", "y", "2023-01",
+                           seasonality="fourier:1", errors=errors, draws=10) for i in range(m)]
+    else:
+        exposure = rng.uniform(500, 900, (m, n))
+        Y = rng.poisson(exposure * np.exp(-2 + 0.01 * t - 0.2 * (t >= at))).astype(float)
+        batch = fit_many(Y, X, names, family="poisson", offset=exposure, scale=errors)
+        singles = [fit_its(pd.DataFrame({"month": months, "y": Y[i], "e": exposure[i]}), "month", "y", "2023-01",
+                           family="poisson", offset="e", seasonality="fourier:1", scale=errors, draws=10)
+                   for i in range(m)]
+    tolerance = 1e-8 if family == "gaussian" else 1e-6
+    for i, single in enumerate(singles):
+        assert batch.table.loc[i, "level_change"] == pytest.approx(single.level_change.estimate, abs=tolerance)
+        assert batch.table.loc[i, "level_se"] == pytest.approx(single.level_change.se, abs=tolerance)
+        assert batch.table.loc[i, "slope_change"] == pytest.approx(single.slope_change.estimate, abs=tolerance)
+        assert batch.table.loc[i, "slope_p_value"] == pytest.approx(single.slope_change.p_value, abs=1e-6)
