@@ -148,6 +148,11 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     from reports.specs import write_spec_documents
 
     write_spec_documents(settings.out_dir / "specs")
+    from cjmonitor.pipeline import evidence_pack
+
+    pack_contracts = sorted({world.truth["its_effects"][0]["contract_id"], world.truth["reoffending_effects"][0]["contract_id"],
+                             world.truth["failing_contracts"][0]})
+    packs = [evidence_pack(settings, contract_id, result["period"])["pdf"] for contract_id in pack_contracts]
     ingest = result["ingest"]
     summary = {
         "areas": len(world.areas),
@@ -162,6 +167,7 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
         "scorecards": len(result["scorecards"]),
         "index": result["index"],
         "error_reports": ingest["error_reports"],
+        "evidence_packs": packs,
         "truth": str(settings.truth_path),
         "database": settings.database_url,
         "seconds": round(time.perf_counter() - started, 1),
@@ -176,6 +182,8 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     click.echo(f"  scorecards written: {summary['scorecards']} under {settings.out_dir / 'scorecards' / summary['period']}")
     click.echo(f"  open: {summary['index']}")
     click.echo(f"  return specs and templates for providers: {settings.out_dir / 'specs' / 'index.html'}")
+    for path in packs:
+        click.echo(f"  evidence pack: {path}")
     click.echo(f"  injected effects to recover: {summary['truth']}")
     click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
 

@@ -395,6 +395,20 @@ def render(settings: Settings, period: str | None = None, only: list[str] | None
     return {"period": period, "scorecards": written, "index": str(index)}
 
 
+def evidence_pack(settings: Settings, contract_id: str, as_of: str | None = None) -> dict:
+    """Write a contract's renegotiation evidence pack (HTML, PDF, XLSX); returns the paths."""
+    from reports.evidence import render_pack
+
+    ensure_schema(settings)
+    as_of = as_of or latest_period(settings)
+    with session_scope(settings) as session:
+        if session.get(Contract, contract_id) is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        paths = render_pack(session, settings.out_dir, contract_id, as_of, alpha=settings.alpha,
+                            code_version=code_version())
+    return {"contract_id": contract_id, "as_of": as_of, **{k: str(v) for k, v in paths.items()}}
+
+
 def render_index_only(settings: Settings, period: str) -> str:
     from reports.scorecard import render_index
 

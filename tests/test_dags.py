@@ -34,7 +34,7 @@ def test_dag_folder_imports_without_errors_and_fast():
     bag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags"))
     elapsed = time.perf_counter() - started
     assert bag.import_errors == {}
-    assert {"cjmonitor_monthly", "cjmonitor_returns"} <= set(bag.dags)
+    assert {"cjmonitor_monthly", "cjmonitor_returns", "cjmonitor_evidence_pack"} <= set(bag.dags)
     assert elapsed < 2.0, f"parsing the DAG folder took {elapsed:.2f} s"
     dag = bag.dags["cjmonitor_monthly"]
     assert {t.task_id for t in dag.tasks} >= {"ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "render_scorecard", "render_index"}
@@ -113,3 +113,20 @@ def test_returns_dag_loads_publishes_and_names_late_providers(airflow_db, tmp_pa
     rerun = dag.test(logical_date=datetime(run_month.year, run_month.month, 21, 7, tzinfo=UTC))
     states = {ti.task_id: str(ti.state) for ti in rerun.get_task_instances()}
     assert "skipped" in states["publish_if_new"], states
+
+
+def test_evidence_pack_dag_writes_the_pack(airflow_db, demo_home, tmp_path, monkeypatch):
+    import sqlite3
+
+    home = tmp_path / "home"
+    (home / "var").mkdir(parents=True)
+    with sqlite3.connect(demo_home / "var" / "cjmonitor.db") as source, sqlite3.connect(home / "var" / "cjmonitor.db") as target:
+        source.backup(target)
+    monkeypatch.setenv("CJMONITOR_HOME", str(home))
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags")).dags["cjmonitor_evidence_pack"]
+    run = dag.test(run_conf={"contract_id": "TTG-E23000005", "as_of": "2025-12"})
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    for name in ("pack.html", "pack.pdf", "annex.xlsx"):
+        assert (home / "out" / "packs" / "TTG-E23000005" / "2025-12" / name).stat().st_size > 1000

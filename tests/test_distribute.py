@@ -66,18 +66,21 @@ def _expected(settings) -> dict[str, set[str]]:
 
     with session_scope(settings) as session:
         contracts = {c.id: c for c in session.exec(select(Contract)).all()}
-        artifacts = session.exec(select(Artifact).where(Artifact.period == PERIOD, Artifact.kind == "scorecard")).all()
+        artifacts = session.exec(select(Artifact).where(Artifact.period == PERIOD,
+                                                        Artifact.kind.in_(["scorecard", "evidence_pack"]))).all()
         expected = {}
         for recipient in session.exec(select(Recipient)).all():
             scopes = session.exec(select(RecipientScope).where(RecipientScope.recipient_id == recipient.id)).all()
             names = set()
             for artifact in artifacts:
                 contract = contracts[artifact.contract_id]
+                suffix = "." + artifact.path.rsplit(".", 1)[1]
                 for scope in scopes:
                     if ((scope.kind == "area" and contract.area_code == scope.ref)
                             or (scope.kind == "contract" and contract.id == scope.ref)
-                            or (scope.kind == "provider" and contract.provider_id == scope.ref)):
-                        names.add(f"{contract.id}_scorecard.html")
+                            or (scope.kind == "provider" and contract.provider_id == scope.ref
+                                and artifact.kind == "scorecard")):
+                        names.add(f"{contract.id}_{artifact.kind}{suffix}")
             expected[recipient.email] = names
     return expected
 

@@ -1,0 +1,30 @@
+"""`cjmonitor pack`: the renegotiation evidence pack of one contract."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import click
+
+
+@click.command("pack")
+@click.option("--home", type=click.Path(file_okay=False), default=None, help="cjmonitor home (var/ and out/).")
+@click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
+@click.option("--as-of", "as_of", default=None, help="Last month of evidence, YYYY-MM (default: the latest judged).")
+@click.option("--json", "as_json", is_flag=True)
+def pack(home, contract_id, as_of, as_json):
+    """Write the renegotiation evidence pack of a contract: HTML, PDF and an XLSX annex."""
+    from cjmonitor import pipeline
+    from cjmonitor.settings import get_settings
+
+    if as_of is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", as_of):
+        raise click.BadParameter(f"{as_of!r} is not a month written YYYY-MM", param_hint="--as-of")
+    result = pipeline.evidence_pack(get_settings(home), contract_id, as_of)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"evidence pack for {contract_id} as of {as_of}: {result['pdf']} (HTML {result['html']}, annex {result['xlsx']})")
+
+
+COMMANDS = [pack]

@@ -1,0 +1,192 @@
+"""Renegotiation evidence pack per contract: HTML, PDF (WeasyPrint) and an XLSX annex.
+
+Every sentence of the summary is built from stored judgements, findings and the payment
+statement; nothing is written that the data do not show. Counts are not suppressed: the pack
+is for the contract manager and the provider at a renegotiation meeting, who are entitled to the
+contract's own figures (the commissioners' public papers apply disclosure control).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlmodel import Session, select
+
+from contracts.catalogue import MEASURES_BY_CODE
+from contracts.credits import statement
+from contracts.models import (
+    Area,
+    Contract,
+    ContractVariation,
+    Finding,
+    Judgement,
+    KpiValue,
+    Provider,
+    Submission,
+)
+from reports.charts import funnel_panels, its_chart, kpi_small_multiples
+from reports.env import environment, month_name
+from reports.errors import safe_cell
+from reports.scorecard import METHOD_NAMES, _record_artifact, _write
+
+RED_MONTHS_FOR_AN_ASK = 6
+
+
+def _months_back(period: str, count: int) -> list[str]:
+    end = pd.Period(period, "M")
+    return [str(end - i) for i in range(count - 1, -1, -1)]
+
+
+def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict:
+    """Everything the pack says, as plain data (also written to the XLSX annex)."""
+    contract = session.get(Contract, contract_id)
+    provider = session.get(Provider, contract.provider_id)
+    area = session.get(Area, contract.area_code)
+    last12 = _months_back(as_of, 12)
+    judged = pd.DataFrame([j.model_dump() for j in session.exec(
+        select(Judgement).where(Judgement.contract_id == contract_id, Judgement.period <= as_of)).all()])
+    history = judged.sort_values(["measure_code", "period"]) if not judged.empty else judged
+    kpis, asks = [], []
+    for code, series in (history.groupby("measure_code", sort=True) if not history.empty else []):
+        measure = MEASURES_BY_CODE[code]
+        recent = series[series["period"].isin(last12)]
+        red, not_met = int((recent["rag"] == "Red").sum()), int((recent["verdict"] == "not met").sum())
+        latest = series.iloc[-1]
+        kpis.append({"code": code, "name": measure.name, "months": len(recent), "red": red, "not_met": not_met,
+                     "latest_period": latest["period"], "latest_value": latest["value"], "target": latest["target"],
+                     "latest_rag": latest["rag"], "latest_verdict": latest["verdict"],
+                     "pooled_value": recent["numerator"].sum() / recent["denominator"].sum() if recent["denominator"].sum() else None})
+        if red >= RED_MONTHS_FOR_AN_ASK:
+            asks.append(f"{measure.name} missed its target outside tolerance (Red) in {red} of the last {len(recent)} months; "
+                        f"in {not_met} of them the shortfall was statistically significant (not met at alpha {alpha:g}).")
+    credit_lines, credit_total = [], 0.0
+    for month in last12:
+        money = statement(session, contract_id, month).to_dict()
+        due = money["service_credits"]["total"]
+        credit_total += due
+        credit_lines.append({"month": month, "due": due, "working": money["service_credits"]["cap"].get("working", "")})
+    pbr = statement(session, contract_id, as_of).to_dict()["pbr"]
+    if credit_total > 0:
+        asks.append(f"Service credits of £{credit_total:,.2f} are due for the last 12 months (after the quarterly cap).")
+    findings = session.exec(select(Finding).where(Finding.contract_id == contract_id).order_by(Finding.method)).all()
+    evidence = []
+    for finding in findings:
+        parameters = json.loads(finding.parameters)
+        item = {"method": METHOD_NAMES.get(finding.method, finding.method), "code": finding.method,
+                "measure": MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE else finding.measure_code,
+                "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high,
+                "p_value": finding.p_value, "verdict": finding.verdict.replace("_", " "), "parameters": parameters,
+                "cohort": finding.cohort}
+        evidence.append(item)
+        if finding.method.startswith("its") and (finding.ci_low > 0 or finding.ci_high < 0):
+            asks.append(f"After the {parameters.get('variation', 'variation')} of {parameters.get('intervention')}, "
+                        f"{item['measure']} changed by {parameters.get('sentence')}: the change is real, not noise.")
+        if finding.method.startswith("psm"):
+            asks.append(f"Reoffending against a matched comparison group: {parameters.get('headline', '')}. "
+                        f"{parameters.get('verdict_sentence', '')[:1].upper()}{parameters.get('verdict_sentence', '')[1:]}.")
+    variations = session.exec(select(ContractVariation).where(ContractVariation.contract_id == contract_id)).all()
+    submissions = session.exec(select(Submission).where(Submission.provider_id == provider.id,
+                                                        Submission.period.in_(last12))
+                               .order_by(Submission.period, Submission.return_type, Submission.version)).all()
+    quality = {"received": len(submissions), "late": sum(bool(s.is_late) for s in submissions),
+               "rejected": sum(s.status == "rejected" for s in submissions),
+               "resubmitted": len({(s.return_type, s.period) for s in submissions if s.version > 1})}
+    return {"contract": contract, "provider": provider, "area": area, "as_of": as_of, "alpha": alpha,
+            "asks": asks, "kpis": kpis, "history": history, "credit_lines": credit_lines, "credit_total": credit_total,
+            "pbr": pbr, "evidence": evidence, "variations": variations, "submissions": submissions, "quality": quality}
+
+
+def benchmark(session: Session, contract: Contract, as_of: str) -> pd.DataFrame:
+    """Last 12 months' pooled rate of each KPI for every contract of the same service (funnel plot data)."""
+    last12 = _months_back(as_of, 12)
+    peers = [c.id for c in session.exec(select(Contract).where(Contract.service_type == contract.service_type)).all()]
+    values = session.exec(select(KpiValue).where(KpiValue.contract_id.in_(peers), KpiValue.period.in_(last12),
+                                                 KpiValue.source == "derived")).all()
+    frame = pd.DataFrame([{"contract_id": v.contract_id, "measure_code": v.measure_code, "numerator": v.numerator,
+                           "denominator": v.denominator} for v in values])
+    if frame.empty:
+        return frame
+    pooled = frame.groupby(["measure_code", "contract_id"], as_index=False)[["numerator", "denominator"]].sum()
+    pooled = pooled[pooled["denominator"] > 0]
+    pooled["rate"] = pooled["numerator"] / pooled["denominator"]
+    national = pooled.groupby("measure_code")[["numerator", "denominator"]].sum()
+    pooled["national"] = pooled["measure_code"].map(national["numerator"] / national["denominator"])
+    se = np.sqrt(pooled["national"] * (1 - pooled["national"]) / pooled["denominator"])
+    for label, z in (("95", 1.959964), ("99_8", 3.090232)):
+        pooled[f"low_{label}"] = pooled["national"] - z * se
+        pooled[f"high_{label}"] = pooled["national"] + z * se
+    pooled["this_contract"] = pooled["contract_id"] == contract.id
+    pooled["outside_99_8"] = (pooled["rate"] < pooled["low_99_8"]) | (pooled["rate"] > pooled["high_99_8"])
+    return pooled
+
+
+def _annex(data: dict, funnel: pd.DataFrame) -> bytes:
+    sheets = {
+        "summary": pd.DataFrame({"ask": data["asks"] or ["no ask: the evidence does not support one"]}),
+        "kpis": pd.DataFrame(data["kpis"]),
+        "history": data["history"],
+        "service_credits": pd.DataFrame(data["credit_lines"]),
+        "payment_by_results": pd.DataFrame(data["pbr"]["lines"]),
+        "findings": pd.DataFrame([{k: v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
+        "benchmark": funnel,
+        "returns": pd.DataFrame([{"file": s.file_name, "period": s.period, "version": s.version, "status": s.status,
+                                  "late": s.is_late, "received_at": s.received_at.isoformat(), "sha256": s.sha256}
+                                 for s in data["submissions"]]),
+    }
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, frame in sheets.items():
+            safe = frame.copy() if not frame.empty else pd.DataFrame({"note": ["no data"]})
+            for column in safe.columns:
+                if safe[column].dtype == object:
+                    safe[column] = safe[column].map(lambda v: safe_cell(v) if isinstance(v, str) else v)
+            safe.to_excel(writer, sheet_name=name, index=False)
+            writer.sheets[name].freeze_panes = "A2"
+    return buffer.getvalue()
+
+
+def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *, alpha: float,
+                code_version: str) -> dict[str, Path]:
+    """Write ``pack.html``, ``pack.pdf`` and ``annex.xlsx`` under ``out/packs/<contract>/<as_of>/``."""
+    from weasyprint import HTML
+
+    data = gather(session, contract_id, as_of, alpha)
+    funnel = benchmark(session, data["contract"], as_of)
+    history = data["history"]
+    series = {code: frame.tail(36) for code, frame in history.groupby("measure_code")} if not history.empty else {}
+    titles = {code: MEASURES_BY_CODE[code].name for code in series}
+    its_items = [e for e in data["evidence"] if e["code"].startswith("its") and e["parameters"].get("series")]
+    charts = {
+        "history": kpi_small_multiples(series, titles) if series else "",
+        "its": [(e, its_chart(pd.DataFrame(e["parameters"]["series"]), f"{e['measure']}: change after "
+                                                                      f"{e['parameters'].get('intervention')}")) for e in its_items],
+        "funnel": funnel_panels(funnel, titles) if not funnel.empty else "",
+    }
+    folder = out_dir / "packs" / contract_id / as_of
+    folder.mkdir(parents=True, exist_ok=True)
+    html = environment().get_template("evidence_pack.html").render(
+        **data, charts=charts, funnel=funnel.to_dict("records") if not funnel.empty else [],
+        code_version=code_version, generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        as_of_name=month_name(as_of), red_threshold=RED_MONTHS_FOR_AN_ASK,
+    )
+    paths = {"html": folder / "pack.html", "pdf": folder / "pack.pdf", "xlsx": folder / "annex.xlsx"}
+    sha = _write(paths["html"], html)
+    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["html"],
+                     sha=sha, contract_id=contract_id, area_code=data["area"].code)
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)  # it warns about SVG properties it ignores
+    pdf = HTML(string=html, base_url=str(folder)).write_pdf()
+    paths["pdf"].write_bytes(pdf)
+    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["pdf"],
+                     sha=hashlib.sha256(pdf).hexdigest(), contract_id=contract_id, area_code=data["area"].code)
+    annex = _annex(data, funnel)
+    paths["xlsx"].write_bytes(annex)
+    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["xlsx"],
+                     sha=hashlib.sha256(annex).hexdigest(), contract_id=contract_id, area_code=data["area"].code)
+    return paths

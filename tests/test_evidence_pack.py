@@ -1,0 +1,88 @@
+"""The renegotiation evidence pack: real PDF (checked as text and as a picture), HTML and XLSX annex."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sqlmodel import select
+
+from cjmonitor.cli import cli
+from cjmonitor.db import session_scope
+from cjmonitor.settings import get_settings
+from contracts.models import Artifact, Judgement
+
+CONTRACT, AS_OF = "CRC-E23000005", "2025-12"  # Greater Manchester: renegotiated in 2024-07
+
+
+@pytest.fixture(scope="module")
+def pack(demo_home, tmp_path_factory):
+    home = tmp_path_factory.mktemp("pack-home")
+    (home / "var").mkdir()
+    with sqlite3.connect(demo_home / "var" / "cjmonitor.db") as source, sqlite3.connect(home / "var" / "cjmonitor.db") as target:
+        source.backup(target)
+    result = CliRunner().invoke(cli, ["pack", "--home", str(home), "--contract", CONTRACT, "--as-of", AS_OF, "--json"])
+    assert result.exit_code == 0, result.output
+    return home, json.loads(result.output)
+
+
+def test_pdf_summary_states_what_the_database_shows(pack):
+    home, paths = pack
+    text = subprocess.run(["pdftotext", "-layout", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout
+    flat = " ".join(text.split())
+    months = [str(pd.Period(AS_OF, "M") - i) for i in range(12)]
+    with session_scope(get_settings(home)) as session:
+        judged = session.exec(select(Judgement).where(Judgement.contract_id == CONTRACT, Judgement.measure_code == "crc_plan_15wd",
+                                                      Judgement.period.in_(months))).all()
+    red = sum(j.rag == "Red" for j in judged)
+    not_met = sum(j.verdict == "not met" for j in judged)
+    assert "months Red and months missed beyond sampling noise (not met) in the last 12" in flat
+    sentence = (f"Initial sentence plan within 15 working days missed its target outside tolerance (Red) in {red} of "
+                f"the last 12 months; in {not_met} of them")
+    assert (sentence in flat) == (red >= 6), (red, not_met)
+    assert "After the renegotiation of 2024-07" in flat and "points (95% CI" in flat
+    assert "Reoffending against a matched comparison group" in flat
+    assert "Page 1 of" in flat and "Provenance" in flat
+
+
+def test_pdf_pages_render_as_pictures(pack, tmp_path):
+    _home, paths = pack
+    subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "3", paths["pdf"], str(tmp_path / "page")], check=True)
+    import matplotlib.image as mpimg
+
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == 3
+    for page in pages:
+        pixels = mpimg.imread(page)[..., :3]
+        ink = (pixels.mean(axis=2) < 0.9).mean()
+        assert 0.01 < ink < 0.6, f"{page.name} looks blank or solid ({ink:.3f})"
+
+
+def test_annex_holds_the_same_numbers(pack):
+    home, paths = pack
+    sheets = pd.read_excel(paths["xlsx"], sheet_name=None)
+    assert {"summary", "kpis", "history", "service_credits", "payment_by_results", "findings", "benchmark", "returns"} <= set(sheets)
+    history = sheets["history"]
+    row = history[(history["measure_code"] == "crc_plan_15wd") & (history["period"] == AS_OF)].iloc[0]
+    with session_scope(get_settings(home)) as session:
+        judged = session.exec(select(Judgement).where(Judgement.contract_id == CONTRACT, Judgement.measure_code == "crc_plan_15wd",
+                                                      Judgement.period == AS_OF)).one()
+        kinds = {a.path.rsplit(".", 1)[1] for a in session.exec(select(Artifact).where(Artifact.kind == "evidence_pack")).all()}
+    assert row["numerator"] == judged.numerator and row["denominator"] == judged.denominator
+    assert kinds == {"html", "pdf", "xlsx"}
+    benchmark = sheets["benchmark"]
+    assert benchmark["this_contract"].sum() >= 6  # one row per KPI for this contract
+    assert ((benchmark["low_99_8"] <= benchmark["low_95"]) & (benchmark["high_95"] <= benchmark["high_99_8"])).all()
+
+
+def test_unknown_contract_and_bad_month(pack):
+    home, _paths = pack
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["pack", "--home", str(home), "--contract", "NOPE"])
+    assert bad.exit_code == 2 and "no contract 'NOPE'" in bad.output
+    month = runner.invoke(cli, ["pack", "--home", str(home), "--contract", CONTRACT, "--as-of", "2025-13"])
+    assert month.exit_code == 2 and "YYYY-MM" in month.output
