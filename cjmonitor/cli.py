@@ -153,6 +153,10 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     pack_contracts = sorted({world.truth["its_effects"][0]["contract_id"], world.truth["reoffending_effects"][0]["contract_id"],
                              world.truth["failing_contracts"][0]})
     packs = [evidence_pack(settings, contract_id, result["period"])["pdf"] for contract_id in pack_contracts]
+    from cjmonitor.pipeline import monthly_report
+
+    area_of = {c.id: c.area.code for c in world.contracts}
+    reports = [monthly_report(settings, code, result["period"])["pdf"] for code in sorted({area_of[c] for c in pack_contracts})]
     ingest = result["ingest"]
     summary = {
         "areas": len(world.areas),
@@ -168,6 +172,7 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
         "index": result["index"],
         "error_reports": ingest["error_reports"],
         "evidence_packs": packs,
+        "monthly_reports": reports,
         "truth": str(settings.truth_path),
         "database": settings.database_url,
         "seconds": round(time.perf_counter() - started, 1),
@@ -184,6 +189,8 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     click.echo(f"  return specs and templates for providers: {settings.out_dir / 'specs' / 'index.html'}")
     for path in packs:
         click.echo(f"  evidence pack: {path}")
+    for path in reports:
+        click.echo(f"  monthly commissioner report: {path}")
     click.echo(f"  injected effects to recover: {summary['truth']}")
     click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
 

@@ -27,4 +27,28 @@ def pack(home, contract_id, as_of, as_json):
         click.echo(f"evidence pack for {contract_id} as of {as_of}: {result['pdf']} (HTML {result['html']}, annex {result['xlsx']})")
 
 
-COMMANDS = [pack]
+@click.group("report")
+def report():
+    """Reports for commissioners."""
+
+
+@report.command("monthly")
+@click.option("--home", type=click.Path(file_okay=False), default=None, help="cjmonitor home (var/ and out/).")
+@click.option("--area", "area_code", required=True, help="ONS code of the area, e.g. E23000005.")
+@click.option("--period", required=True, help="Month, YYYY-MM.")
+@click.option("--json", "as_json", is_flag=True)
+def monthly(home, area_code, period, as_json):
+    """Write an area's monthly commissioner report: HTML, PDF and XLSX."""
+    from cjmonitor import pipeline
+    from cjmonitor.settings import get_settings
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise click.BadParameter(f"{period!r} is not a month written YYYY-MM", param_hint="--period")
+    result = pipeline.monthly_report(get_settings(home), area_code, period)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"monthly report for {area_code}, {period}: {result['pdf']} (HTML {result['html']}, XLSX {result['xlsx']})")
+
+
+COMMANDS = [pack, report]

@@ -409,6 +409,26 @@ def evidence_pack(settings: Settings, contract_id: str, as_of: str | None = None
     return {"contract_id": contract_id, "as_of": as_of, **{k: str(v) for k, v in paths.items()}}
 
 
+def monthly_report(settings: Settings, area_code: str, period: str) -> dict:
+    """Write an area's monthly commissioner report (HTML, PDF, XLSX); returns the paths."""
+    from reports.monthly_report import render_monthly_report
+
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        if session.get(Area, area_code) is None:
+            raise NotFoundError(f"no area '{area_code}': use an ONS code such as E23000005")
+        if not session.exec(select(Judgement.id).where(Judgement.period == period)).first():
+            raise NotFoundError(f"no judged KPIs for {period}: run `cjmonitor run --period {period}` first")
+        paths = render_monthly_report(session, settings.out_dir, area_code, period, alpha=settings.alpha,
+                                      code_version=code_version())
+    return {"area_code": area_code, "period": period, **{k: str(v) for k, v in paths.items()}}
+
+
+def area_codes(settings: Settings) -> list[str]:
+    with session_scope(settings) as session:
+        return list(session.exec(select(Area.code).order_by(Area.code)).all())
+
+
 def render_index_only(settings: Settings, period: str) -> str:
     from reports.scorecard import render_index
 

@@ -1,4 +1,4 @@
-"""cjmonitor_monthly: ingest -> derive -> judge -> analyse -> render -> distribute, once a month after the returns deadline.
+"""cjmonitor_monthly: ingest -> derive -> judge -> analyse -> scorecards and area reports -> distribute, once a month after the returns deadline.
 
 Thin by design: each task calls one ``cjmonitor.pipeline`` step and passes IDs
 (provider, contract, period), never data. Ingest is mapped per provider and
@@ -96,7 +96,19 @@ def cjmonitor_monthly():
         return pipeline.render_index_only(_settings(), period)
 
     @task
-    def list_recipients(_index: str) -> list[int]:
+    def list_areas(_period: str) -> list[str]:
+        from cjmonitor import pipeline
+
+        return pipeline.area_codes(_settings())
+
+    @task(max_active_tis_per_dagrun=2)
+    def render_area_report(area_code: str, period: str) -> str:
+        from cjmonitor import pipeline
+
+        return pipeline.monthly_report(_settings(), area_code, period)["pdf"]
+
+    @task
+    def list_recipients(_index: str, _reports: list[str]) -> list[int]:
         from cjmonitor import pipeline
 
         return pipeline.recipient_ids(_settings())
@@ -120,7 +132,8 @@ def cjmonitor_monthly():
     period = analyse_outcomes(judge_kpis(derive_kpis(ingested)))
     scorecards = render_scorecard.partial(period=period).expand(contract_id=list_contracts(period))
     index = render_index(scorecards, period)
-    distribute_to.partial(period=period).expand(recipient_id=list_recipients(index))
+    reports = render_area_report.partial(period=period).expand(area_code=list_areas(period))
+    distribute_to.partial(period=period).expand(recipient_id=list_recipients(index, reports))
 
 
 dag = cjmonitor_monthly()

@@ -67,14 +67,18 @@ def _expected(settings) -> dict[str, set[str]]:
     with session_scope(settings) as session:
         contracts = {c.id: c for c in session.exec(select(Contract)).all()}
         artifacts = session.exec(select(Artifact).where(Artifact.period == PERIOD,
-                                                        Artifact.kind.in_(["scorecard", "evidence_pack"]))).all()
+                                                        Artifact.kind.in_(["scorecard", "evidence_pack", "monthly_report"]))).all()
         expected = {}
         for recipient in session.exec(select(Recipient)).all():
             scopes = session.exec(select(RecipientScope).where(RecipientScope.recipient_id == recipient.id)).all()
             names = set()
             for artifact in artifacts:
-                contract = contracts[artifact.contract_id]
                 suffix = "." + artifact.path.rsplit(".", 1)[1]
+                if artifact.kind == "monthly_report":  # an area's report goes to that area's commissioner only
+                    if any(scope.kind == "area" and scope.ref == artifact.area_code for scope in scopes):
+                        names.add(f"{artifact.area_code}_monthly_report{suffix}")
+                    continue
+                contract = contracts[artifact.contract_id]
                 for scope in scopes:
                     if ((scope.kind == "area" and contract.area_code == scope.ref)
                             or (scope.kind == "contract" and contract.id == scope.ref)

@@ -1,0 +1,141 @@
+"""Monthly commissioner report per area: HTML, PDF and an XLSX annex.
+
+For the police and crime commissioner's office: a headline dashboard of every contract in the area,
+what changed since last month, exceptions needing a decision, outcome effects with intervals,
+breakdowns by sex and age band (with disclosure control: this report may be published), and the
+value view. Every sentence is built from stored judgements and findings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlmodel import Session, select
+
+from contracts.catalogue import MEASURES_BY_CODE
+from contracts.credits import statement
+from contracts.models import Area, Contract, CrcRecord, Finding, Judgement, Provider, Submission
+from contracts.status import return_status
+from outcomes.proportions import wilson_interval
+from reports.env import environment, month_name
+from reports.errors import safe_cell
+from reports.scorecard import METHOD_NAMES, _record_artifact, _write
+from reports.suppression import suppress_breakdown
+
+WORDS = ("Green", "Amber", "Red")
+
+
+def _breakdowns(session: Session, contract_ids: list[str], period: str, alpha: float) -> list[dict]:
+    """Orders completed successfully by sex and by age band, over the 12 months to ``period``."""
+    first = str(pd.Period(period, "M") - 11)
+    rows = session.exec(select(CrcRecord.sex, CrcRecord.age_band, CrcRecord.outcome)
+                        .join(Submission, Submission.id == CrcRecord.submission_id)
+                        .where(Submission.is_current, Submission.status == "accepted",
+                               CrcRecord.contract_id.in_(contract_ids), CrcRecord.end_period >= first,
+                               CrcRecord.end_period <= period, CrcRecord.end_period == Submission.period)).all()
+    frame = pd.DataFrame(rows, columns=["sex", "age_band", "outcome"])
+    tables = []
+    if frame.empty:
+        return tables
+    frame["completed"] = (frame["outcome"] == "completed").astype(int)
+    for column, title in (("sex", "Sex"), ("age_band", "Age band (18-20 and 21-24 are young adults)")):
+        grouped = frame.groupby(column).agg(completed=("completed", "sum"), ended=("completed", "size")).reset_index()
+        grouped["rate"] = grouped["completed"] / grouped["ended"]
+        grouped["ci_low"], grouped["ci_high"] = wilson_interval(grouped["completed"], grouped["ended"], alpha)
+        overall = grouped["completed"].sum() / grouped["ended"].sum()
+        grouped["ratio_to_overall"] = (grouped["rate"] / overall).round(2)
+        shown = suppress_breakdown(grouped, "completed", "ended")
+        tables.append({"title": title, "column": column, "rows": shown.to_dict("records"), "overall": overall})
+    return tables
+
+
+def gather(session: Session, area_code: str, period: str, alpha: float) -> dict:
+    area = session.get(Area, area_code)
+    contracts = session.exec(select(Contract).where(Contract.area_code == area_code).order_by(Contract.id)).all()
+    ids = [c.id for c in contracts]
+    providers = {p.id: p.name for p in session.exec(select(Provider)).all()}
+    previous = str(pd.Period(period, "M") - 1)
+    judged = pd.DataFrame([j.model_dump() for j in session.exec(
+        select(Judgement).where(Judgement.contract_id.in_(ids), Judgement.period.in_([period, previous]))).all()])
+    dashboard, changes, exceptions = [], [], []
+    totals = dict.fromkeys(WORDS, 0)
+    for contract in contracts:
+        mine = judged[judged["contract_id"] == contract.id] if not judged.empty else judged
+        now = mine[mine["period"] == period] if not mine.empty else mine
+        before = mine[mine["period"] == previous].set_index("measure_code") if not mine.empty else mine
+        counts = {word: int((now["rag"] == word).sum()) if not now.empty else 0 for word in WORDS}
+        for word in WORDS:
+            totals[word] += counts[word]
+        money = statement(session, contract.id, period).to_dict()
+        dashboard.append({"id": contract.id, "name": contract.name, "provider": providers[contract.provider_id],
+                          **counts, "kpis": len(now), "credits": money["service_credits"]["total"],
+                          "value": contract.annual_value_gbp})
+        for row in (now.itertuples() if not now.empty else []):
+            name = MEASURES_BY_CODE[row.measure_code].name
+            if row.measure_code in before.index and before.loc[row.measure_code, "rag"] != row.rag:
+                changes.append(f"{contract.id}: {name} went from {before.loc[row.measure_code, 'rag']} to {row.rag}.")
+            if row.rag == "Red" and row.verdict == "not met":
+                exceptions.append(f"{contract.id} ({providers[contract.provider_id]}): {name} is {100 * row.value:.1f}% "
+                                  f"against a target of {100 * row.target:.0f}%, missed beyond sampling noise.")
+    status = [r for r in return_status(session, period) if r["provider_id"] in {c.provider_id for c in contracts}]
+    for row in status:
+        if row["late"] or row["status"] in ("missing", "quarantined"):
+            exceptions.append(f"The {row['return_type']} return from {row['provider_name']} for {period} is "
+                              f"{row['status']}{' and late' if row['late'] else ''}.")
+    findings = []
+    for finding in session.exec(select(Finding).where(Finding.contract_id.in_(ids)).order_by(Finding.contract_id)).all():
+        parameters = json.loads(finding.parameters)
+        findings.append({"contract_id": finding.contract_id, "method": METHOD_NAMES.get(finding.method, finding.method),
+                         "measure": MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE else "",
+                         "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high,
+                         "verdict": finding.verdict.replace("_", " "),
+                         "sentence": parameters.get("verdict_sentence") or parameters.get("sentence") or ""})
+    crc_ids = [c.id for c in contracts if c.service_type == "crc"]
+    return {"area": area, "period": period, "alpha": alpha, "dashboard": dashboard, "totals": totals,
+            "changes": changes, "exceptions": exceptions, "findings": findings,
+            "breakdowns": _breakdowns(session, crc_ids, period, alpha) if crc_ids else [],
+            "value_total": sum(d["value"] for d in dashboard), "credits_total": sum(d["credits"] for d in dashboard)}
+
+
+def render_monthly_report(session: Session, out_dir: Path, area_code: str, period: str, *, alpha: float,
+                          code_version: str) -> dict[str, Path]:
+    from weasyprint import HTML
+
+    data = gather(session, area_code, period, alpha)
+    folder = out_dir / "reports" / area_code / period
+    folder.mkdir(parents=True, exist_ok=True)
+    html = environment().get_template("monthly_report.html").render(
+        **data, period_name=month_name(period), code_version=code_version,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    paths = {"html": folder / "monthly.html", "pdf": folder / "monthly.pdf", "xlsx": folder / "monthly.xlsx"}
+    records = []
+    sha = _write(paths["html"], html)
+    records.append((paths["html"], sha))
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    pdf = HTML(string=html, base_url=str(folder)).write_pdf()
+    paths["pdf"].write_bytes(pdf)
+    records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        sheets = {"dashboard": pd.DataFrame(data["dashboard"]),
+                  "exceptions": pd.DataFrame({"exception": data["exceptions"] or ["none"]}),
+                  "changes": pd.DataFrame({"change": data["changes"] or ["none"]}),
+                  "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}])}
+        for table in data["breakdowns"]:
+            sheets[f"by_{table['column']}"] = pd.DataFrame(table["rows"])
+        for name, frame in sheets.items():
+            frame = frame.map(lambda v: safe_cell(v) if isinstance(v, str) else v)
+            frame.to_excel(writer, sheet_name=name, index=False)
+            writer.sheets[name].freeze_panes = "A2"
+    paths["xlsx"].write_bytes(buffer.getvalue())
+    records.append((paths["xlsx"], hashlib.sha256(buffer.getvalue()).hexdigest()))
+    for path, digest in records:
+        _record_artifact(session, kind="monthly_report", audience="commissioner", period=period, path=path,
+                         sha=digest, area_code=area_code)
+    return paths
