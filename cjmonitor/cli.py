@@ -157,6 +157,9 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
 
     area_of = {c.id: c.area.code for c in world.contracts}
     reports = [monthly_report(settings, code, result["period"])["pdf"] for code in sorted({area_of[c] for c in pack_contracts})]
+    from cjmonitor.pipeline import render_index_only
+
+    render_index_only(settings, result["period"])  # the index now links the packs and reports too
     ingest = result["ingest"]
     summary = {
         "areas": len(world.areas),

@@ -131,8 +131,9 @@ def cjmonitor_monthly():
     ingested = ingest_provider.expand(provider_id=list_providers())
     period = analyse_outcomes(judge_kpis(derive_kpis(ingested)))
     scorecards = render_scorecard.partial(period=period).expand(contract_id=list_contracts(period))
-    index = render_index(scorecards, period)
     reports = render_area_report.partial(period=period).expand(area_code=list_areas(period))
+    index = render_index(scorecards, period)
+    reports >> index
     distribute_to.partial(period=period).expand(recipient_id=list_recipients(index, reports))
 
 

@@ -138,6 +138,28 @@ def _months_before(period: str, months: int) -> str:
     return stamp.strftime("%Y-%m")
 
 
+def _document_links(session: Session, out_dir: Path, period: str) -> dict:
+    """Relative links from ``out/index.html`` to each area's monthly report and each contract's latest pack."""
+    reports: dict[str, list[tuple[str, str]]] = {}
+    packs: dict[str, list[tuple[str, str]]] = {}
+    artifacts = session.exec(select(Artifact).where(Artifact.kind.in_(["monthly_report", "evidence_pack"]),
+                                                    Artifact.period <= period).order_by(Artifact.period)).all()
+    latest_pack: dict[str, str] = {}
+    for artifact in artifacts:
+        if artifact.kind == "evidence_pack":
+            latest_pack[artifact.contract_id] = artifact.period
+    for artifact in artifacts:
+        path = Path(artifact.path)
+        if not path.is_relative_to(out_dir) or not path.exists():
+            continue
+        link = (path.suffix[1:].upper(), str(path.relative_to(out_dir)))
+        if artifact.kind == "monthly_report" and artifact.period == period:
+            reports.setdefault(artifact.area_code, []).append(link)
+        elif artifact.kind == "evidence_pack" and artifact.period == latest_pack.get(artifact.contract_id):
+            packs.setdefault(artifact.contract_id, []).append(link)
+    return {"reports": reports, "packs": packs}
+
+
 def render_index(session: Session, out_dir: Path, period: str, *, code_version: str) -> Path:
     areas = session.exec(select(Area).order_by(Area.name)).all()
     contracts = session.exec(select(Contract).order_by(Contract.id)).all()
@@ -155,12 +177,15 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
             entry[word] = int((mine["rag"] == word).sum()) if not mine.empty else 0
             totals[word] += entry[word]
         listed.append(entry)
+    documents = _document_links(session, out_dir, period)
+    for entry in listed:
+        entry["pack"] = documents["packs"].get(entry["id"], [])
     subs = session.exec(select(Submission).where(Submission.period <= period)).all()
     summary = {"accepted": sum(s.status == "accepted" for s in subs), "rejected": sum(s.status == "rejected" for s in subs),
                "late": sum(bool(s.is_late) for s in subs)}
     html = environment().get_template("index.html").render(
         areas=[a for a in areas if any(c["area_code"] == a.code for c in listed)], contracts=listed, totals=totals,
-        period=period, submissions=summary, code_version=code_version,
+        period=period, submissions=summary, code_version=code_version, reports=documents["reports"],
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
     path = out_dir / "index.html"

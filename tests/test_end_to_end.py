@@ -191,3 +191,16 @@ def test_renegotiation_effect_is_recovered_by_its(demo_settings, demo_summary):
     parameters = json.loads(found.parameters)
     assert parameters["intervention"] == effect["intervention"]
     assert "points" in parameters["sentence"]
+
+
+def test_index_links_every_document_and_every_link_resolves(demo_home):
+    import re
+
+    out = demo_home / "out"
+    html = (out / "index.html").read_text()
+    links = re.findall(r'href="([^"]+)"', html)
+    assert any(link.startswith("packs/") and link.endswith(".pdf") for link in links)
+    assert any(link.startswith("reports/") and link.endswith(".pdf") for link in links)
+    for link in links:
+        assert not link.startswith(("/", "http")), "links are relative, so the site works from the file system"
+        assert (out / link).is_file(), link
