@@ -51,4 +51,23 @@ def monthly(home, area_code, period, as_json):
         click.echo(f"monthly report for {area_code}, {period}: {result['pdf']} (HTML {result['html']}, XLSX {result['xlsx']})")
 
 
-COMMANDS = [pack, report]
+@click.command("bundle")
+@click.option("--home", type=click.Path(file_okay=False), default=None, help="cjmonitor home (var/ and out/).")
+@click.option("--provider", "provider_id", required=True, help="Provider id, e.g. gateway-resettlement.")
+@click.option("--period", required=True, help="Month, YYYY-MM.")
+@click.option("--json", "as_json", is_flag=True)
+def bundle(home, provider_id, period, as_json):
+    """Zip a provider's own scorecards for a month (nothing about any other provider), to send or download."""
+    from cjmonitor import pipeline
+    from cjmonitor.settings import get_settings
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise click.BadParameter(f"{period!r} is not a month written YYYY-MM", param_hint="--period")
+    result = pipeline.provider_bundle(get_settings(home), provider_id, period)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{len(result['documents'])} scorecards for {provider_id}, {period}: {result['zip']}")
+
+
+COMMANDS = [pack, report, bundle]

@@ -424,6 +424,28 @@ def monthly_report(settings: Settings, area_code: str, period: str) -> dict:
     return {"area_code": area_code, "period": period, **{k: str(v) for k, v in paths.items()}}
 
 
+def provider_bundle(settings: Settings, provider_id: str, period: str) -> dict:
+    """A zip of one provider's scorecards for a month, checked against the provider's scope as distribution is."""
+    import zipfile
+
+    from cjmonitor.distribute import in_scope, period_documents
+
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        if session.get(Provider, provider_id) is None:
+            raise NotFoundError(f"no provider '{provider_id}': `cjmonitor contracts` shows the provider of each contract")
+        documents = [d for d in period_documents(session, period) if in_scope(d, [("provider", provider_id)])]
+    if not documents:
+        raise NotFoundError(f"no scorecards of {provider_id} for {period}: render them first (`cjmonitor run --period {period}`)")
+    target = settings.out_dir / "bundles" / period / f"{provider_id}.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for document in documents:
+            archive.write(document["path"], arcname=f"{document['contract_id']}_{document['kind']}{Path(document['path']).suffix}")
+    return {"provider_id": provider_id, "period": period, "zip": str(target),
+            "documents": [{"contract_id": d["contract_id"], "kind": d["kind"]} for d in documents]}
+
+
 def area_codes(settings: Settings) -> list[str]:
     with session_scope(settings) as session:
         return list(session.exec(select(Area.code).order_by(Area.code)).all())
