@@ -1,0 +1,72 @@
+"""Production shape: Airflow's metadata database and the application database both on PostgreSQL,
+and a real `airflow dags test` run of the monthly DAG against them (in a subprocess, as an operator runs it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import select
+
+from cjmonitor import pipeline
+from cjmonitor.db import dispose_engines, session_scope
+from cjmonitor.demo import generate_world
+from cjmonitor.settings import get_settings
+from contracts.models import Artifact, Submission
+
+pytestmark = [pytest.mark.postgres, pytest.mark.airflow]
+
+
+@pytest.fixture
+def databases():
+    url = os.environ.get("CJMONITOR_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CJMONITOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail("CJMONITOR_REQUIRE_POSTGRES=1 but CJMONITOR_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server: set CJMONITOR_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    names = {"airflow": f"af_{uuid.uuid4().hex[:8]}", "app": f"cj_{uuid.uuid4().hex[:8]}"}
+    with admin.connect() as connection:
+        for name in names.values():
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    base = url.rsplit("/", 1)[0]
+    yield {key: f"{base}/{name}" for key, name in names.items()}
+    dispose_engines()
+    with admin.connect() as connection:
+        for name in names.values():
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_monthly_dag_runs_with_both_databases_on_postgres(databases, tmp_path):
+    home = tmp_path / "home"
+    settings = dataclasses.replace(get_settings(home), database_url=databases["app"])
+    pipeline.upgrade_db(settings)
+    world = generate_world(settings.drop_dir, settings.truth_path, seed=41, areas=5, months=24)
+    pipeline.load_world_reference(settings, world)
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": databases["airflow"],
+           "AIRFLOW__CORE__DAGS_FOLDER": str(pipeline.REPO_ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "CJMONITOR_HOME": str(home), "CJMONITOR_DATABASE_URL": databases["app"]}
+    env.pop("CJMONITOR_SMTP_HOST", None)
+    airflow = [sys.executable, "-m", "airflow"]
+    migrate = subprocess.run([*airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    with create_engine(databases["airflow"]).connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM information_schema.tables WHERE table_name = 'dag_run'")).scalar() == 1
+    run = subprocess.run([*airflow, "dags", "test", "cjmonitor_monthly", "-c", '{"period": "2024-12"}'], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    with create_engine(databases["airflow"]).connect() as connection:
+        states = connection.execute(text("SELECT state FROM dag_run WHERE dag_id = 'cjmonitor_monthly'")).scalars().all()
+    assert states == ["success"]
+    with session_scope(settings) as session:
+        accepted = session.exec(select(Submission).where(Submission.status == "accepted")).all()
+        scorecards = session.exec(select(Artifact).where(Artifact.kind == "scorecard")).all()
+    assert len(accepted) == len(world.files) - 3
+    assert len(scorecards) == len(world.contracts)
