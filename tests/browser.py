@@ -1,0 +1,54 @@
+"""Headless Chromium for page tests: Debian's /usr/bin/chromium driven by Playwright (never `playwright install`).
+
+`.ci/run` installs the chromium package; a machine without it fails these tests with a message saying so,
+rather than skipping them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Without the background-networking flags Chromium keeps trying hosts this closed network refuses.
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        raise RuntimeError("Debian's chromium is not installed: `apt-get install -y chromium` (.ci/run does this)")
+    return path
+
+
+@contextmanager
+def chromium_page(width: int = 1280, height: int = 900) -> Iterator:
+    """A Playwright page in a fresh headless Chromium with an empty profile."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="cjmonitor-chromium-") as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": width, "height": height})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def axe_serious_violations(page) -> list[dict]:
+    """Run axe-core (bundled by axe-playwright-python) on the loaded page; the serious and critical violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    violations = results.response.get("violations", [])
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"],
+         "nodes": [n.get("target") for n in v.get("nodes", [])][:5]}
+        for v in violations if v.get("impact") in ("serious", "critical")
+    ]
