@@ -16,7 +16,6 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-
 # Tasks that write to the application database share this Airflow pool (created by scripts/airflow-local.sh,
 # slots in config/airflow-local.env), so that mapped ingests and reruns never swamp the database.
 DB_POOL = "cjmonitor_db"
