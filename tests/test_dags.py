@@ -10,7 +10,7 @@ from cjmonitor import pipeline
 from cjmonitor.db import session_scope
 from cjmonitor.demo import build_world, generate_world
 from cjmonitor.settings import get_settings
-from contracts.models import Artifact, Judgement, Submission
+from contracts.models import Submission
 
 pytestmark = pytest.mark.airflow
 
@@ -53,48 +53,7 @@ def test_dag_folder_imports_without_errors_and_fast():
     assert {t.task_id for t in dag.tasks} >= {"ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "render_scorecard", "render_index"}
 
 
-def test_monthly_dag_run_does_the_whole_job(airflow_db, tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("CJMONITOR_HOME", str(home))
-    settings = get_settings(home)
-    pipeline.upgrade_db(settings)
-    world = build_world(seed=21, areas=5, months=24)
-    pipeline.load_world_reference(settings, world)
-    world = generate_world(settings.drop_dir, settings.truth_path, seed=21, areas=5, months=24)
-    from cjmonitor.distribute import demo_recipients
-    from tests.test_distribute import Mailbox, _free_port
-
-    with session_scope(settings) as session:
-        n_recipients = demo_recipients(session)
-    from aiosmtpd.controller import Controller
-
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    monkeypatch.setenv("CJMONITOR_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CJMONITOR_SMTP_PORT", str(controller.port))
-
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags")).dags["cjmonitor_monthly"]
-    try:
-        run = dag.test(run_conf={"period": "2024-12"})
-    finally:
-        controller.stop()
-    assert str(run.state) in ("success", "DagRunState.SUCCESS")
-    assert len(mailbox.messages) == n_recipients, "one email per recipient, sent by the mapped distribute tasks"
-
-    with session_scope(settings) as session:
-        submissions = session.exec(select(Submission)).all()
-        judgements = session.exec(select(Judgement).where(Judgement.period == "2024-12")).all()
-        artifacts = session.exec(select(Artifact).where(Artifact.kind == "scorecard")).all()
-    assert sum(s.status == "accepted" for s in submissions) == len(world.files) - 3
-    assert sum(s.status == "rejected" for s in submissions) == 3
-    assert len({(j.contract_id, j.measure_code) for j in judgements}) >= 20 * 3
-    assert len(artifacts) == len(world.contracts)
-    assert (settings.out_dir / "index.html").exists()
-    for artifact in artifacts:
-        assert (settings.out_dir / "scorecards" / "2024-12" / f"{artifact.contract_id}.html").exists()
+# The monthly DAG's whole-job run, its rerun and a backfill are in tests/test_rerun.py (one world, three runs).
 
 
 def test_returns_dag_loads_publishes_and_names_late_providers(airflow_db, tmp_path, monkeypatch):

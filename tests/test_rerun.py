@@ -1,7 +1,11 @@
-"""Safe reruns and backfills of the monthly DAG, proven on real `dag.test()` runs.
+"""The monthly DAG on real `dag.test()` runs: the whole job, then a safe rerun and a safe backfill.
+
+* The first run ingests, derives, judges, analyses, renders and emails each recipient once (a real
+  SMTP server on loopback).
 
 * Rerun: the finished monthly run for a period, run again, leaves every row of every application
-  table (checksummed per table) as it was, and every document under ``out/`` says exactly what it said.
+  table (checksummed per table) as it was, every document under ``out/`` says exactly what it said,
+  and nobody is emailed twice.
 
   Known defects, not fixed here because they live in ``reports/`` (another branch owns it): every
   document is stamped with the wall-clock minute as its "data cut", and the inline SVG charts carry
@@ -29,7 +33,7 @@ from cjmonitor import pipeline
 from cjmonitor.db import session_scope
 from cjmonitor.demo import build_world, generate_world
 from cjmonitor.settings import get_settings
-from contracts.models import Artifact
+from contracts.models import Artifact, Judgement, Submission
 from tests.db_checksums import table_checksums, table_rows, unreferenced_surrogate_keys
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -64,18 +68,50 @@ def _run(period: str):
 
 @pytest.fixture(scope="module")
 def finished_run(airflow_db, tmp_path_factory):
-    """A home after one complete monthly run for the latest period (no SMTP: distribution is skipped)."""
+    """A home after one complete monthly run for the latest period, with a real SMTP server on loopback."""
+    from aiosmtpd.controller import Controller
+
+    from cjmonitor.distribute import demo_recipients
+    from tests.test_distribute import Mailbox, _free_port
+
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("rerun-home")
     mp.setenv("CJMONITOR_HOME", str(home))
-    mp.delenv("CJMONITOR_SMTP_HOST", raising=False)
     settings = get_settings(home)
     pipeline.upgrade_db(settings)
     pipeline.load_world_reference(settings, build_world(seed=21, areas=5, months=24))
-    generate_world(settings.drop_dir, settings.truth_path, seed=21, areas=5, months=24)
-    _run(LATEST)
-    yield settings
-    mp.undo()
+    world = generate_world(settings.drop_dir, settings.truth_path, seed=21, areas=5, months=24)
+    with session_scope(settings) as session:
+        n_recipients = demo_recipients(session)
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    mp.setenv("CJMONITOR_SMTP_HOST", "127.0.0.1")
+    mp.setenv("CJMONITOR_SMTP_PORT", str(controller.port))
+    try:
+        _run(LATEST)
+        yield {"settings": settings, "world": world, "mailbox": mailbox, "n_recipients": n_recipients,
+               "sent_by_first_run": len(mailbox.messages)}
+    finally:
+        controller.stop()
+        mp.undo()
+
+
+def test_monthly_dag_run_does_the_whole_job(finished_run):
+    settings, world = finished_run["settings"], finished_run["world"]
+    assert finished_run["sent_by_first_run"] == finished_run["n_recipients"], \
+        "one email per recipient, sent by the mapped distribute tasks"
+    with session_scope(settings) as session:
+        submissions = session.exec(select(Submission)).all()
+        judgements = session.exec(select(Judgement).where(Judgement.period == LATEST)).all()
+        artifacts = session.exec(select(Artifact).where(Artifact.kind == "scorecard")).all()
+    assert sum(s.status == "accepted" for s in submissions) == len(world.files) - 3
+    assert sum(s.status == "rejected" for s in submissions) == 3
+    assert len({(j.contract_id, j.measure_code) for j in judgements}) >= 20 * 3
+    assert len(artifacts) == len(world.contracts)
+    assert (settings.out_dir / "index.html").exists()
+    for artifact in artifacts:
+        assert (settings.out_dir / "scorecards" / LATEST / f"{artifact.contract_id}.html").exists()
 
 
 def test_recomputed_tables_have_no_referenced_ids():
@@ -103,7 +139,7 @@ def _document_content(path: Path) -> str:
 
 
 def test_rerunning_the_finished_monthly_run_changes_nothing(finished_run):
-    settings = finished_run
+    settings = finished_run["settings"]
     before_tables, before_files = table_checksums(settings), _files(settings.out_dir)
     before_artifacts = table_rows(settings, "artifact")
     before_content = {name: _document_content(settings.out_dir / name) for name in before_files}
@@ -122,6 +158,7 @@ def test_rerunning_the_finished_monthly_run_changes_nothing(finished_run):
     assert sorted(tuple(r[i] for i in keep) for r in table_rows(settings, "artifact")) == \
         sorted(tuple(r[i] for i in keep) for r in before_artifacts)
     assert set(after_files) == set(before_files), "a rerun added or removed files"
+    assert len(finished_run["mailbox"].messages) == finished_run["sent_by_first_run"], "a rerun emailed again"
     rewritten = {name for name in before_files
                  if _document_content(settings.out_dir / name) != before_content[name]}
     assert rewritten == set(), f"a rerun changed what these documents say: {sorted(rewritten)[:10]}"
@@ -133,7 +170,7 @@ def test_rerunning_the_finished_monthly_run_changes_nothing(finished_run):
 
 
 def test_backfilling_a_past_period_leaves_the_latest_period_alone(finished_run):
-    settings = finished_run
+    settings = finished_run["settings"]
 
     def latest_outputs():
         with session_scope(settings) as session:
@@ -144,6 +181,7 @@ def test_backfilling_a_past_period_leaves_the_latest_period_alone(finished_run):
 
     before = latest_outputs()
     tables_before = table_checksums(settings)
+    deliveries_before = table_rows(settings, "delivery")
 
     _run(PAST)
 
@@ -155,6 +193,11 @@ def test_backfilling_a_past_period_leaves_the_latest_period_alone(finished_run):
     assert sum(a.kind == "monthly_report" for a in past) >= len(pipeline.area_codes(settings))
     for contract_id in contracts:
         assert (settings.out_dir / "scorecards" / PAST / f"{contract_id}.html").exists()
-    # The data themselves (returns, KPIs, judgements, findings) are not touched by rendering a past month.
+    # The data themselves (returns, KPIs, judgements, findings) are not touched by rendering a past month;
+    # the only new deliveries are the past month's documents, and the latest month's are as they were.
     tables_after = table_checksums(settings)
-    assert {n for n in tables_before if n != "artifact" and tables_before[n] != tables_after[n]} == set()
+    assert {n for n in tables_before if n not in ("artifact", "delivery") and tables_before[n] != tables_after[n]} == set()
+    periods = [c.name for c in SQLModel.metadata.tables["delivery"].columns].index("period")
+    assert {r for r in table_rows(settings, "delivery") if r[periods] != PAST} == \
+        {r for r in deliveries_before if r[periods] != PAST}
+    assert any(r[periods] == PAST for r in table_rows(settings, "delivery"))
