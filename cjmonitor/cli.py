@@ -384,6 +384,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.pipeline import ensure_schema
     from contracts.catalogue import MEASURES_BY_CODE
     from contracts.credits import statement
+    from contracts.judge import ROLLING_WINDOWS, judged_months, rolling_judgements
     from contracts.models import Contract, Judgement
 
     _check_period(period)
@@ -399,12 +400,22 @@ def scorecard(home, contract_id, period, as_json) -> None:
             raise NotFoundError(f"no judged KPIs for {contract_id} in {period}: was the return received? "
                                 f"(`cjmonitor returns status --period {period}`)")
         money = statement(session, contract_id, period).to_dict()
+        rolling = rolling_judgements(judged_months(session, [contract_id]), period, settings.alpha)
+        rolling = rolling.astype(object).where(rolling.notna(), None)
+        pooled = {(r["measure_code"], r["window"]): {
+            "window": r["window"], "from": r["first_period"], "to": r["last_period"],
+            "months_with_data": r["months_with_data"], "value": r["value"], "numerator": r["numerator"],
+            "denominator": r["denominator"], "target": r["target"], "rag": r["rag"], "verdict": r["verdict"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+        } for r in rolling.to_dict("records")}
         measures = [{
             "code": j.measure_code, "name": MEASURES_BY_CODE[j.measure_code].name, "value": j.value,
             "numerator": j.numerator, "denominator": j.denominator, "target": j.target, "tolerance": j.tolerance,
             "direction": MEASURES_BY_CODE[j.measure_code].direction, "rag": j.rag, "verdict": j.verdict,
             "alpha": j.alpha, "ci_low": j.ci_low, "ci_high": j.ci_high,
             "spc_signals": [x for x in j.spc_signals.split("; ") if x], "spc_variation": j.spc_variation,
+            "rolling": {window: pooled[(j.measure_code, window)] for window in ROLLING_WINDOWS
+                        if (j.measure_code, window) in pooled},
         } for j in rows]
         result = {"contract_id": contract_id, "name": contract.name, "provider_id": contract.provider_id,
                   "area_code": contract.area_code, "period": period, "measures": measures,
@@ -419,6 +430,13 @@ def scorecard(home, contract_id, period, as_json) -> None:
         spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
         click.echo(f"  {m['name']:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
                    f"{m['verdict']:<20} {spc}")
+    click.echo("Rolling windows (months pooled, judged against the target in force now):")
+    for m in measures:
+        parts = []
+        for window, pooled_row in m["rolling"].items():
+            value = "no data" if pooled_row["value"] is None else f"{100 * pooled_row['value']:.1f}%"
+            parts.append(f"{window} to {period}: {value} {pooled_row['rag']}, {pooled_row['verdict']}")
+        click.echo(f"  {m['name']:<58} {'; '.join(parts)}")
     missed = [m["name"] for m in measures if m["verdict"] == "not met"]
     click.echo(f"Missed beyond sampling noise: {', '.join(missed) if missed else 'none'}.")
     click.echo(f"Service credits due this month: £{result['service_credits_due']:,.2f} "
