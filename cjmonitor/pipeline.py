@@ -135,7 +135,9 @@ def load_world_reference(settings: Settings, world) -> None:
             crc = contract.service_type == "crc"
             session.add(PaymentTerms(contract_id=contract.id, valid_from=start, service_credit_cap_pct=10.0,
                                      pbr_price_per_reoffender_gbp=3000.0 if crc else 0.0,
-                                     pbr_threshold_points=2.0 if crc else 0.0, pbr_requires_significance=True))
+                                     pbr_threshold_points=2.0 if crc else 0.0, pbr_requires_significance=True,
+                                     pbr_frequency_price_gbp=800.0 if crc else 0.0,
+                                     pbr_frequency_threshold_pct=10.0 if crc else 0.0))
         variations = [
             (effect["contract_id"], month_start(effect["intervention"]), "renegotiation", effect["measure"],
              f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: sentence-planning resources "

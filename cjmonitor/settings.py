@@ -33,6 +33,9 @@ class Settings:
     alpha: float = 0.05
     sources_path: Path | None = None
     max_file_bytes: int = 200 * 1024 * 1024
+    # Unit cost of one proven reoffence for the value view: an illustrative default, to be replaced by the
+    # figure the commissioner's office uses (CJMONITOR_REOFFENCE_UNIT_COST_GBP).
+    reoffence_unit_cost_gbp: float = 5000.0
     _key_override: str | None = field(default=None, repr=False)
 
     @property
@@ -101,6 +104,13 @@ def get_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(f"CJMONITOR_MAX_FILE_MB must be a number of megabytes, got {max_mb_text!r}") from None
     if max_mb <= 0:
         raise ConfigError(f"CJMONITOR_MAX_FILE_MB must be positive, got {max_mb_text!r}")
+    cost_text = os.environ.get("CJMONITOR_REOFFENCE_UNIT_COST_GBP", "5000")
+    try:
+        unit_cost = float(cost_text)
+    except ValueError:
+        raise ConfigError(f"CJMONITOR_REOFFENCE_UNIT_COST_GBP must be a number of pounds, got {cost_text!r}") from None
+    if unit_cost < 0:
+        raise ConfigError(f"CJMONITOR_REOFFENCE_UNIT_COST_GBP cannot be negative, got {cost_text!r}")
     return Settings(
         home=home_path,
         database_url=url,
@@ -108,5 +118,6 @@ def get_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         alpha=alpha,
         sources_path=Path(sources) if sources else home_path / "sources.toml",
         max_file_bytes=int(max_mb * 1024 * 1024),
+        reoffence_unit_cost_gbp=unit_cost,
         _key_override=os.environ.get("CJMONITOR_PSEUDONYMISATION_KEY"),
     )

@@ -80,6 +80,7 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
     for finding in findings:
         parameters = json.loads(finding.parameters)
         item = {"method": METHOD_NAMES.get(finding.method, finding.method), "code": finding.method,
+                "measure_code": finding.measure_code,
                 "measure": MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE else finding.measure_code,
                 "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high,
                 "p_value": finding.p_value, "verdict": finding.verdict.replace("_", " "), "parameters": parameters,
