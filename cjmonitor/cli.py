@@ -382,10 +382,12 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
     from cjmonitor.pipeline import ensure_schema
+    from contracts.actions import recommended_actions
     from contracts.catalogue import MEASURES_BY_CODE
     from contracts.credits import statement
     from contracts.judge import ROLLING_WINDOWS, judged_months, rolling_judgements
-    from contracts.models import Contract, Judgement
+    from contracts.models import Contract, Finding, Judgement
+    from reports.scorecard import METHOD_NAMES
 
     _check_period(period)
     settings = _settings(home)
@@ -417,9 +419,16 @@ def scorecard(home, contract_id, period, as_json) -> None:
             "rolling": {window: pooled[(j.measure_code, window)] for window in ROLLING_WINDOWS
                         if (j.measure_code, window) in pooled},
         } for j in rows]
+        evidence = [{"method": f.method, "measure_code": f.measure_code, "cohort": f.cohort, "estimate": f.estimate,
+                     "ci_low": f.ci_low, "ci_high": f.ci_high, "alpha": f.alpha, "verdict": f.verdict,
+                     "sentence": json.loads(f.parameters).get("headline") or json.loads(f.parameters).get("sentence", "")}
+                    for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
+                                          .order_by(Finding.method, Finding.measure_code)).all()]
         result = {"contract_id": contract_id, "name": contract.name, "provider_id": contract.provider_id,
                   "area_code": contract.area_code, "period": period, "measures": measures,
-                  "service_credits_due": money["service_credits"]["total"], "pbr_payable": money["pbr"]["total"]}
+                  "service_credits_due": money["service_credits"]["total"], "pbr_payable": money["pbr"]["total"],
+                  "evidence": evidence}
+        result["actions"] = recommended_actions(measures, result["service_credits_due"], result["pbr_payable"], evidence)
     if as_json:
         _echo_json(result)
         return
@@ -441,6 +450,14 @@ def scorecard(home, contract_id, period, as_json) -> None:
     click.echo(f"Missed beyond sampling noise: {', '.join(missed) if missed else 'none'}.")
     click.echo(f"Service credits due this month: £{result['service_credits_due']:,.2f} "
                f"(`cjmonitor credits` shows the working); payment by results payable: £{result['pbr_payable']:,.2f}.")
+    if evidence:
+        click.echo("Outcome evidence:")
+        for item in evidence:
+            method = METHOD_NAMES.get(item["method"], item["method"])
+            click.echo(f"  {method}, {item['measure_code']} ({item['cohort'] or ''}): {item['sentence']}")
+    click.echo("What to do:")
+    for action in result["actions"]:
+        click.echo(f"  - {action}")
 
 
 @cli.command()

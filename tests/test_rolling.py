@@ -67,5 +67,25 @@ def test_scorecard_shows_rolling_windows_for_the_failing_provider(demo_home, dem
     assert year["ci_low"] < year["value"] < year["ci_high"] < year["target"]
     quarter = failing["rolling"]["quarter"]
     assert quarter["denominator"] < year["denominator"]
+    # What to do, from the findings alone: a performance notice for the year's shortfall.
+    notice = [a for a in card["actions"] if a.startswith(failing["name"])]
+    assert notice and "performance notice" in notice[0] and f"{100 * year['value']:.1f}%" in notice[0]
     text = runner.invoke(cli, ["scorecard", "--home", str(demo_home), "--contract", contract_id, "--period", "2025-12"])
-    assert "year to 2025-12" in text.output
+    assert "year to 2025-12" in text.output and "What to do:" in text.output
+
+
+def test_actions_follow_the_findings():
+    from contracts.actions import recommended_actions
+
+    calm = [{"name": "K", "rag": "Green", "verdict": "met", "value": 0.9, "target": 0.85, "spc_variation": "common cause",
+             "rolling": {"year": {"verdict": "met", "value": 0.9, "target": 0.85, "to": "2025-12"}}}]
+    assert recommended_actions(calm, 0.0, 0.0) == [
+        "No action needed: every KPI is on target or not distinguishable from it, and no credits are due."]
+    red_unproven = [{**calm[0], "rag": "Red", "verdict": "inconclusive"}]
+    assert "watch next month" in recommended_actions(red_unproven, 0.0, 0.0)[0]
+    actions = recommended_actions(calm, 1234.5, 0.0, [{"measure_code": "reo_binary_12m", "verdict": "increase",
+                                                       "sentence": "worse."}])
+    assert any("£1,234.50" in a for a in actions) and any("Review the service model" in a for a in actions)
+    # An ITS increase on a higher-is-better KPI is not harm.
+    assert recommended_actions(calm, 0.0, 0.0, [{"measure_code": "crc_plan_15wd", "verdict": "increase",
+                                                 "sentence": "up."}])[0].startswith("No action needed")
