@@ -1,4 +1,4 @@
-"""Contract managers' and analysts' commands: `funnel`, `breakdowns` and `value`."""
+"""Contract managers' and analysts' commands: `vary`, `targets`, `funnel`, `breakdowns` and `value`."""
 
 from __future__ import annotations
 
@@ -129,4 +129,77 @@ def value_command(home, area_code, contract_id, as_json):
                f"{format_gbp(total['value_gbp']['high'])}).")
 
 
-COMMANDS = [funnel_command, breakdowns_command, value_command]
+@click.command("vary")
+@HOME_OPTION
+@click.option("--contract", "contract_id", required=True, help="Contract id, e.g. CRC-E23000005.")
+@click.option("--from", "effective", required=True, help="First month under the new terms, YYYY-MM.")
+@click.option("--kind", default="renegotiation", show_default=True,
+              type=click.Choice(["renegotiation", "new_provider", "service_redesign", "other"]))
+@click.option("--description", required=True, help="What changed, in plain words (shown in the evidence pack).")
+@click.option("--measure", "measure_code", default=None, help="The KPI the change targets (needed for new terms).")
+@click.option("--target", type=float, default=None, help="New target as a proportion, e.g. 0.9 for 90%.")
+@click.option("--tolerance", type=float, default=None, help="New tolerance band, e.g. 0.05 for 5 points.")
+@click.option("--min-volume", type=int, default=None, help="New minimum volume for a verdict.")
+@click.option("--credit-pct", type=float, default=None, help="New service credit, % of the monthly fee per Red month.")
+@JSON_OPTION
+def vary_command(home, contract_id, effective, kind, description, measure_code, target, tolerance, min_volume,
+                 credit_pct, as_json):
+    """Record a contract variation and the KPI terms it restates (the old terms are closed, never deleted).
+
+    Rerun `cjmonitor run` afterwards: every month is then judged against the terms in force then, and the
+    variation becomes a break for ITS and SPC.
+    """
+    from datetime import date
+
+    from cjmonitor.db import session_scope
+    from cjmonitor.pipeline import ensure_schema
+    from contracts.variations import NewTerms, record_variation
+
+    _check_period(effective)
+    settings = _settings(home)
+    ensure_schema(settings)
+    year, month = (int(x) for x in effective.split("-"))
+    with session_scope(settings) as session:
+        result = record_variation(session, contract_id, date(year, month, 1), kind, description,
+                                  measure_code=measure_code,
+                                  terms=NewTerms(target, tolerance, min_volume, credit_pct))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{contract_id}: {kind} from {result['effective_date']} recorded.")
+    if result["terms"]:
+        t = result["terms"]
+        was = f" (was {100 * t['replaces']['value']:.0f}%)" if t["replaces"] else ""
+        click.echo(f"  {t['measure_code']}: target {100 * t['value']:.0f}%{was}, tolerance {100 * t['tolerance']:.0f} points, "
+                   f"minimum volume {t['min_volume']}, service credit {t['service_credit_pct']:g}% from {t['valid_from']}")
+    click.echo("Run `cjmonitor run` to judge every month against the terms in force then.")
+
+
+@click.command("targets")
+@HOME_OPTION
+@click.option("--contract", "contract_id", required=True, help="Contract id.")
+@JSON_OPTION
+def targets_command(home, contract_id, as_json):
+    """A contract's KPI terms over time and its variations: the renegotiation history."""
+    from cjmonitor.db import session_scope
+    from cjmonitor.pipeline import ensure_schema
+    from contracts.variations import target_history
+
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        result = target_history(session, contract_id)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{contract_id}: KPI terms")
+    for t in result["targets"]:
+        until = t["valid_to"] or "now"
+        click.echo(f"  {t['measure_code']:<28} {t['valid_from']} to {until:<10} target {100 * t['target']:.0f}% "
+                   f"tolerance {100 * t['tolerance']:.0f} pts, min volume {t['min_volume']}, credit {t['service_credit_pct']:g}%")
+    click.echo("Variations")
+    for v in result["variations"] or [{"effective_date": "-", "kind": "none", "measure_code": None, "description": ""}]:
+        click.echo(f"  {v['effective_date']} {v['kind']} {v['measure_code'] or ''} {v['description']}")
+
+
+COMMANDS = [vary_command, targets_command, funnel_command, breakdowns_command, value_command]
