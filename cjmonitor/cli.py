@@ -386,7 +386,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from contracts.catalogue import MEASURES_BY_CODE
     from contracts.credits import statement
     from contracts.judge import ROLLING_WINDOWS, judged_months, rolling_judgements
-    from contracts.models import Contract, Finding, Judgement
+    from contracts.models import Contract, Finding, Judgement, KpiValue
     from reports.scorecard import METHOD_NAMES
 
     _check_period(period)
@@ -402,6 +402,10 @@ def scorecard(home, contract_id, period, as_json) -> None:
             raise NotFoundError(f"no judged KPIs for {contract_id} in {period}: was the return received? "
                                 f"(`cjmonitor returns status --period {period}`)")
         money = statement(session, contract_id, period).to_dict()
+        sources = {}
+        for kpi in session.exec(select(KpiValue).where(KpiValue.contract_id == contract_id, KpiValue.period == period)).all():
+            if sources.get(kpi.measure_code) != "derived":  # derived from records wins, as in the judgement
+                sources[kpi.measure_code] = kpi.source
         rolling = rolling_judgements(judged_months(session, [contract_id]), period, settings.alpha)
         rolling = rolling.astype(object).where(rolling.notna(), None)
         pooled = {(r["measure_code"], r["window"]): {
@@ -415,6 +419,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
             "numerator": j.numerator, "denominator": j.denominator, "target": j.target, "tolerance": j.tolerance,
             "direction": MEASURES_BY_CODE[j.measure_code].direction, "rag": j.rag, "verdict": j.verdict,
             "alpha": j.alpha, "ci_low": j.ci_low, "ci_high": j.ci_high,
+            "source": sources.get(j.measure_code, "derived"),
             "spc_signals": [x for x in j.spc_signals.split("; ") if x], "spc_variation": j.spc_variation,
             "rolling": {window: pooled[(j.measure_code, window)] for window in ROLLING_WINDOWS
                         if (j.measure_code, window) in pooled},
@@ -437,8 +442,11 @@ def scorecard(home, contract_id, period, as_json) -> None:
         value = "no data" if m["value"] is None else f"{100 * m['value']:.1f}%"
         interval = "" if m["ci_low"] is None else f"({100 * m['ci_low']:.1f} to {100 * m['ci_high']:.1f})"
         spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
-        click.echo(f"  {m['name']:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
+        name = m["name"] + (" *" if m["source"] == "provider_reported" else "")
+        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
                    f"{m['verdict']:<20} {spc}")
+    if any(m["source"] == "provider_reported" for m in measures):
+        click.echo("  * reported by the provider as an aggregate, not derived from person-level records")
     click.echo("Rolling windows (months pooled, judged against the target in force now):")
     for m in measures:
         parts = []

@@ -89,3 +89,16 @@ def test_actions_follow_the_findings():
     # An ITS increase on a higher-is-better KPI is not harm.
     assert recommended_actions(calm, 0.0, 0.0, [{"measure_code": "crc_plan_15wd", "verdict": "increase",
                                                  "sentence": "up."}])[0].startswith("No action needed")
+
+
+def test_scorecard_marks_provider_reported_kpis(demo_home):
+    # cymru-health sends aggregates only (kpi_aggregate): its KPIs are provider-reported, the others derived.
+    runner = CliRunner()
+    welsh = json.loads(runner.invoke(cli, ["scorecard", "--home", str(demo_home), "--contract", "HLT-W15000003",
+                                           "--period", "2025-12", "--json"]).output)
+    assert welsh["measures"] and {m["source"] for m in welsh["measures"]} == {"provider_reported"}
+    english = json.loads(runner.invoke(cli, ["scorecard", "--home", str(demo_home), "--contract", "HLT-E23000005",
+                                             "--period", "2025-12", "--json"]).output)
+    assert {m["source"] for m in english["measures"]} == {"derived"}
+    text = runner.invoke(cli, ["scorecard", "--home", str(demo_home), "--contract", "HLT-W15000003", "--period", "2025-12"])
+    assert "reported by the provider as an aggregate" in text.output
