@@ -4,7 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | sha256sum | cut -c1-12)
-AIRFLOW_PORT ?= 18080
 
 .PHONY: demo test lint bench airflow clean env
 
@@ -28,15 +27,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(PY) $$b || exit 1; done
 
-# A local Airflow (scheduler, DAG processor, UI) on 127.0.0.1 with the project's DAGs.
-# Every visitor is admin: for a laptop only, never for a shared machine.
+# A local Airflow (API server + UI, scheduler, DAG processor) on 127.0.0.1 with the project's DAGs, the
+# LocalExecutor settings of config/airflow-local.env and simple-auth-manager logins (random passwords kept
+# in var/airflow/passwords.json, printed at start). AIRFLOW_PORT=8080 make airflow to fix the port.
 airflow: $(STAMP)
-	mkdir -p var/airflow
-	AIRFLOW_HOME=$(CURDIR)/var/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__API__BASE_URL=http://127.0.0.1:$(AIRFLOW_PORT) \
-	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
-	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True AIRFLOW__CORE__PARALLELISM=4 \
-	CJMONITOR_HOME=$(CURDIR) $(VENV)/bin/airflow standalone
+	scripts/airflow-local.sh
 
 clean:
 	rm -rf var out

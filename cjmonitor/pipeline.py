@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -16,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, update
+from sqlalchemy import select as select_rows
 from sqlmodel import Session, select
 
 from cjmonitor.db import session_scope
@@ -28,8 +31,10 @@ from contracts.judge import judge_frame, spc_columns
 from contracts.kpis import derive_kpis
 from contracts.models import (
     Area,
+    Artifact,
     Contract,
     ContractVariation,
+    Finding,
     Judgement,
     KpiValue,
     Measure,
@@ -56,6 +61,34 @@ def code_version() -> str:
         log.debug("git commit unavailable: %s", exc)
         commit = ""
     return f"{version}+{commit}" if commit else version
+
+
+# ------------------------------------------------------------------ idempotency
+
+
+@contextmanager
+def keep_creation_times(session: Session, model: type[Finding] | type[Artifact]) -> Iterator[None]:
+    """Rows that a step deletes and writes again with the same content keep their first ``created_at``.
+
+    Findings and artifacts are replaced (delete, insert) on every run; without this a rerun that changes
+    nothing would still restamp every row. A row whose content changed (another estimate, a document with
+    other bytes) gets its new time.
+    """
+    table = model.__table__
+
+    def content(row) -> tuple:
+        return tuple((k, str(v)) for k, v in sorted(row.items()) if k not in ("id", "created_at"))
+
+    connection = session.connection()
+    first_seen: dict[tuple, datetime] = {}
+    for row in connection.execute(select_rows(table)).mappings():
+        first_seen.setdefault(content(row), row["created_at"])
+    yield
+    session.flush()
+    for row in connection.execute(select_rows(table)).mappings().all():
+        earlier = first_seen.get(content(row))
+        if earlier is not None and row["created_at"] != earlier:
+            session.execute(update(table).where(table.c.id == row["id"]).values(created_at=earlier))
 
 
 # ------------------------------------------------------------------ database
@@ -331,7 +364,7 @@ def analyse(settings: Settings) -> dict:
     from contracts.analysis import cohort_findings, its_findings, synth_findings
 
     ensure_schema(settings)
-    with session_scope(settings) as session:
+    with session_scope(settings) as session, keep_creation_times(session, Finding):
         cohorts = cohort_findings(session, settings.alpha)
         synths = synth_findings(session, settings.alpha)
         its = its_findings(session, settings.alpha)
@@ -371,7 +404,7 @@ def recipient_ids(settings: Settings) -> list[int]:
 def render_contract(settings: Settings, contract_id: str, period: str) -> str:
     from reports.scorecard import render_scorecard
 
-    with session_scope(settings) as session:
+    with session_scope(settings) as session, keep_creation_times(session, Artifact):
         if session.get(Contract, contract_id) is None:
             raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
         return str(render_scorecard(session, settings.out_dir, contract_id, period, alpha=settings.alpha,
@@ -384,7 +417,7 @@ def render(settings: Settings, period: str | None = None, only: list[str] | None
 
     period = period or latest_period(settings)
     written = []
-    with session_scope(settings) as session:
+    with session_scope(settings) as session, keep_creation_times(session, Artifact):
         judged = judgements_frame(session)
         ids = only or list(session.exec(select(Contract.id).order_by(Contract.id)).all())
         for contract_id in ids:
@@ -403,7 +436,7 @@ def evidence_pack(settings: Settings, contract_id: str, as_of: str | None = None
 
     ensure_schema(settings)
     as_of = as_of or latest_period(settings)
-    with session_scope(settings) as session:
+    with session_scope(settings) as session, keep_creation_times(session, Artifact):
         if session.get(Contract, contract_id) is None:
             raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
         paths = render_pack(session, settings.out_dir, contract_id, as_of, alpha=settings.alpha,
@@ -416,7 +449,7 @@ def monthly_report(settings: Settings, area_code: str, period: str) -> dict:
     from reports.monthly_report import render_monthly_report
 
     ensure_schema(settings)
-    with session_scope(settings) as session:
+    with session_scope(settings) as session, keep_creation_times(session, Artifact):
         if session.get(Area, area_code) is None:
             raise NotFoundError(f"no area '{area_code}': use an ONS code such as E23000005")
         if not session.exec(select(Judgement.id).where(Judgement.period == period)).first():
@@ -454,9 +487,14 @@ def area_codes(settings: Settings) -> list[str]:
 
 
 def render_index_only(settings: Settings, period: str) -> str:
+    """The front page for ``period``; a backfill of an earlier month leaves the latest month's index alone."""
     from reports.scorecard import render_index
 
-    with session_scope(settings) as session:
+    latest = latest_period(settings)
+    if period < latest:
+        log.info("index.html keeps showing %s: %s is a backfill", latest, period)
+        return str(settings.out_dir / "index.html")
+    with session_scope(settings) as session, keep_creation_times(session, Artifact):
         return str(render_index(session, settings.out_dir, period, code_version=code_version()))
 
 

@@ -16,6 +16,10 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
+# Tasks that write to the application database share this Airflow pool (created by scripts/airflow-local.sh,
+# slots in config/airflow-local.env), so that mapped ingests and reruns never swamp the database.
+DB_POOL = "cjmonitor_db"
+
 
 def _settings():
     from cjmonitor.settings import get_settings
@@ -45,7 +49,7 @@ def cjmonitor_monthly():
 
         return pipeline.provider_ids(_settings())
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, pool=DB_POOL)
     def ingest_provider(provider_id: str) -> dict:
         from cjmonitor import pipeline
 
@@ -56,13 +60,13 @@ def cjmonitor_monthly():
             print(f"{provider_id}: {summary.rejected} returns rejected; error reports: {summary.error_reports}")
         return result
 
-    @task
+    @task(pool=DB_POOL)
     def derive_kpis(_ingested: list[dict]) -> int:
         from cjmonitor import pipeline
 
         return pipeline.derive(_settings())
 
-    @task
+    @task(pool=DB_POOL)
     def judge_kpis(_derived: int) -> str:
         from cjmonitor import pipeline
 
@@ -70,7 +74,7 @@ def cjmonitor_monthly():
         pipeline.judge(settings)
         return get_current_context()["params"].get("period") or pipeline.latest_period(settings)
 
-    @task
+    @task(pool=DB_POOL)
     def analyse_outcomes(period: str) -> str:
         from cjmonitor import pipeline
 

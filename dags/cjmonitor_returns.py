@@ -16,6 +16,7 @@ import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
 RETURNS_ACCEPTED = Asset("cjmonitor://returns/accepted")
+DB_POOL = "cjmonitor_db"  # shared with cjmonitor_monthly: tasks that write to the application database
 
 
 def _settings():
@@ -43,7 +44,7 @@ def cjmonitor_returns():
 
         return pipeline.provider_ids(_settings())
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, pool=DB_POOL)
     def ingest_provider(provider_id: str) -> dict:
         from cjmonitor import pipeline
 

@@ -61,3 +61,14 @@ def demo_settings(demo_home):
     from cjmonitor.settings import get_settings
 
     return get_settings(demo_home)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's own metadata database (SQLite) in the suite's throwaway AIRFLOW_HOME."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
