@@ -184,7 +184,7 @@ FORMAT_ORDER = {"html": 0, "pdf": 1, "xlsx": 2}
 def _document_links(session: Session, out_dir: Path, period: str) -> dict:
     """Relative links from ``out/index.html`` to every document of ``period``: each area's monthly report, each
     contract's scorecard and its latest evidence pack (HTML, PDF, XLSX), only for files that exist."""
-    found: dict[str, dict[str, list[tuple[str, str]]]] = {"reports": {}, "scorecards": {}, "packs": {}}
+    found: dict = {"reports": {}, "scorecards": {}, "packs": {}, "pack_period": {}}
     artifacts = session.exec(select(Artifact).where(Artifact.kind.in_(["monthly_report", "evidence_pack", "scorecard"]),
                                                     Artifact.period <= period).order_by(Artifact.period)).all()
     latest_pack = {a.contract_id: a.period for a in artifacts if a.kind == "evidence_pack"}
@@ -198,10 +198,11 @@ def _document_links(session: Session, out_dir: Path, period: str) -> dict:
         elif artifact.kind == "scorecard" and artifact.period == period:
             found["scorecards"].setdefault(artifact.contract_id, []).append(link)
         elif artifact.kind == "evidence_pack" and artifact.period == latest_pack.get(artifact.contract_id):
-            found["packs"].setdefault(artifact.contract_id, []).append((f"{link[0]}, {artifact.period}", link[1]))
-    for group in found.values():
-        for key, links in group.items():
-            group[key] = sorted(set(links), key=lambda item: FORMAT_ORDER.get(item[0].split(",")[0].lower(), 9))
+            found["packs"].setdefault(artifact.contract_id, []).append(link)
+            found["pack_period"][artifact.contract_id] = artifact.period
+    for name in ("reports", "scorecards", "packs"):
+        for key, links in found[name].items():
+            found[name][key] = sorted(set(links), key=lambda item: FORMAT_ORDER.get(item[0].lower(), 9))
     return found
 
 
@@ -240,6 +241,7 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
     documents = _document_links(session, out_dir, period)
     for entry in listed:
         entry["pack"] = documents["packs"].get(entry["id"], [])
+        entry["pack_period"] = documents["pack_period"].get(entry["id"], "")
         entry["scorecard"] = documents["scorecards"].get(entry["id"], [])
     subs = session.exec(select(Submission).where(Submission.period <= period)).all()
     summary = {"accepted": sum(s.status == "accepted" for s in subs), "rejected": sum(s.status == "rejected" for s in subs),
