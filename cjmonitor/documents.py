@@ -23,11 +23,12 @@ KINDS = ("scorecard", "evidence_pack", "monthly_report")
 
 @dataclass(frozen=True)
 class RenderResult:
-    """What was written: paths per kind, seconds per task, the wall time and the number of worker processes."""
+    """What was written: paths per kind, wall and CPU seconds per task, the wall time and the number of processes."""
 
     period: str
     documents: dict[str, list[str]] = field(default_factory=dict)
     task_seconds: dict[str, list[float]] = field(default_factory=dict)
+    task_cpu_seconds: dict[str, list[float]] = field(default_factory=dict)
     wall_seconds: float = 0.0
     workers: int = 1
     index: str = ""
@@ -38,7 +39,8 @@ class RenderResult:
     def to_dict(self) -> dict:
         return {"period": self.period, "documents": self.documents, "files": self.files(), "workers": self.workers,
                 "wall_seconds": round(self.wall_seconds, 2), "index": self.index,
-                "task_seconds": {k: round(sum(v), 2) for k, v in self.task_seconds.items()}}
+                "task_seconds": {k: round(sum(v), 2) for k, v in self.task_seconds.items()},
+                "task_cpu_seconds": {k: round(sum(v), 2) for k, v in self.task_cpu_seconds.items()}}
 
 
 def _worker_start() -> None:
@@ -48,12 +50,14 @@ def _worker_start() -> None:
     dispose_engines()
 
 
-def render_one(settings: Settings, kind: str, key: str, period: str, formats: tuple[str, ...] = ("html", "pdf", "xlsx")) -> tuple[str, list[str], float]:
-    """Render one document (``kind`` of contract or area ``key``) in its own session; returns its files and seconds."""
+def render_one(settings: Settings, kind: str, key: str, period: str,
+               formats: tuple[str, ...] = ("html", "pdf", "xlsx")) -> tuple[str, list[str], float, float]:
+    """Render one document (``kind`` of contract or area ``key``) in its own session; returns its kind, its files,
+    and the wall and CPU seconds it took (CPU time does not depend on what else the machine is doing)."""
     from cjmonitor.db import session_scope
     from cjmonitor.pipeline import code_version
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     version = code_version()
     with session_scope(settings) as session:
         if kind == "scorecard":
@@ -75,7 +79,7 @@ def render_one(settings: Settings, kind: str, key: str, period: str, formats: tu
                                                            threshold=settings.suppression_threshold).values()]
         else:
             raise ValueError(f"unknown document kind {kind!r}: one of {', '.join(KINDS)}")
-    return kind, paths, time.perf_counter() - started
+    return kind, paths, time.perf_counter() - started, time.process_time() - cpu
 
 
 def render_documents(settings: Settings, period: str | None = None, *, kinds: tuple[str, ...] = KINDS,
@@ -94,12 +98,14 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
     workers = max(1, workers or os.cpu_count() or 1)
     documents: dict[str, list[str]] = {kind: [] for kind in kinds}
     seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     started = time.perf_counter()
     if workers == 1:
         for kind, key in tasks:
-            _kind, paths, took = render_one(settings, kind, key, period)
+            _kind, paths, took, used = render_one(settings, kind, key, period)
             documents[kind] += paths
             seconds[kind].append(took)
+            cpu[kind].append(used)
     else:
         from cjmonitor.db import dispose_engines
 
@@ -107,11 +113,12 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start) as pool:
             futures = {pool.submit(render_one, settings, kind, key, period): (kind, key) for kind, key in tasks}
             for future in as_completed(futures):
-                kind, paths, took = future.result()
+                kind, paths, took, used = future.result()
                 documents[kind] += paths
                 seconds[kind].append(took)
+                cpu[kind].append(used)
     index = pipeline.render_index_only(settings, period)
     wall = time.perf_counter() - started
     log.info("rendered %d documents for %s in %.1f s with %d processes", sum(map(len, documents.values())), period, wall, workers)
     return RenderResult(period=period, documents={k: sorted(v) for k, v in documents.items()}, task_seconds=seconds,
-                        wall_seconds=wall, workers=workers, index=index)
+                        task_cpu_seconds=cpu, wall_seconds=wall, workers=workers, index=index)
