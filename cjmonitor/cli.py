@@ -148,18 +148,16 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     from reports.specs import write_spec_documents
 
     write_spec_documents(settings.out_dir / "specs")
-    from cjmonitor.pipeline import evidence_pack
+    from cjmonitor.documents import render_documents
 
-    pack_contracts = sorted({world.truth["its_effects"][0]["contract_id"], world.truth["reoffending_effects"][0]["contract_id"],
-                             world.truth["failing_contracts"][0]})
-    packs = [evidence_pack(settings, contract_id, result["period"])["pdf"] for contract_id in pack_contracts]
-    from cjmonitor.pipeline import monthly_report
-
+    # Every evidence pack and monthly report for the latest period, across every core; the index last.
+    rendered = render_documents(settings, result["period"], kinds=("evidence_pack", "monthly_report"))
+    packs = [p for p in rendered.documents["evidence_pack"] if p.endswith(".pdf")]
+    reports = [p for p in rendered.documents["monthly_report"] if p.endswith(".pdf")]
+    first_pack = str(settings.out_dir / "packs" / world.truth["its_effects"][0]["contract_id"] / result["period"] / "pack.pdf")
     area_of = {c.id: c.area.code for c in world.contracts}
-    reports = [monthly_report(settings, code, result["period"])["pdf"] for code in sorted({area_of[c] for c in pack_contracts})]
-    from cjmonitor.pipeline import render_index_only
-
-    render_index_only(settings, result["period"])  # the index now links the packs and reports too
+    first_report = str(settings.out_dir / "reports" / area_of[world.truth["its_effects"][0]["contract_id"]]
+                       / result["period"] / "monthly.pdf")
     ingest = result["ingest"]
     summary = {
         "areas": len(world.areas),
@@ -176,6 +174,7 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
         "error_reports": ingest["error_reports"],
         "evidence_packs": packs,
         "monthly_reports": reports,
+        "render_seconds": {"scorecards": result.get("seconds"), "packs_and_reports": round(rendered.wall_seconds, 1)},
         "truth": str(settings.truth_path),
         "database": settings.database_url,
         "seconds": round(time.perf_counter() - started, 1),
@@ -187,13 +186,15 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     click.echo(f"  returns loaded: {summary['submissions_loaded']}, rejected: {summary['submissions_rejected']}"
                f" (error reports in {settings.out_dir / 'data-quality'})")
     click.echo(f"  KPI values derived: {summary['kpi_values']}; latest period {summary['period']}")
-    click.echo(f"  scorecards written: {summary['scorecards']} under {settings.out_dir / 'scorecards' / summary['period']}")
+    click.echo(f"  scorecards (HTML, PDF, XLSX): {summary['scorecards']} under {settings.out_dir / 'scorecards' / summary['period']}"
+               f" in {result.get('seconds')} s")
     click.echo(f"  open: {summary['index']}")
     click.echo(f"  return specs and templates for providers: {settings.out_dir / 'specs' / 'index.html'}")
-    for path in packs:
-        click.echo(f"  evidence pack: {path}")
-    for path in reports:
-        click.echo(f"  monthly commissioner report: {path}")
+    click.echo(f"  evidence packs and monthly reports (HTML, PDF, XLSX): {rendered.files()} files in "
+               f"{rendered.wall_seconds:.0f} s on {rendered.workers} processes")
+    click.echo(f"  evidence packs: {len(packs)}, e.g. {first_pack if first_pack in packs else packs[0] if packs else 'none'}")
+    click.echo(f"  monthly commissioner reports: {len(reports)}, e.g. "
+               f"{first_report if first_report in reports else reports[0] if reports else 'none'}")
     click.echo(f"  injected effects to recover: {summary['truth']}")
     click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
 

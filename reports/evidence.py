@@ -9,9 +9,7 @@ contract's own figures (the commissioners' public papers apply disclosure contro
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,8 +31,9 @@ from contracts.models import (
 )
 from reports.charts import funnel_panels, its_chart, kpi_small_multiples
 from reports.env import environment, month_name
-from reports.errors import safe_cell
+from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES, _record_artifact, _write
+from reports.xlsx import workbook_bytes
 
 RED_MONTHS_FOR_AN_ASK = 6
 
@@ -138,26 +137,15 @@ def _annex(data: dict, funnel: pd.DataFrame) -> bytes:
         "findings": pd.DataFrame([{k: v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
         "benchmark": funnel,
         "returns": pd.DataFrame([{"file": s.file_name, "period": s.period, "version": s.version, "status": s.status,
-                                  "late": s.is_late, "received_at": s.received_at.isoformat(), "sha256": s.sha256}
+                                  "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256}
                                  for s in data["submissions"]]),
     }
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, frame in sheets.items():
-            safe = frame.copy() if not frame.empty else pd.DataFrame({"note": ["no data"]})
-            for column in safe.columns:
-                if safe[column].dtype == object:
-                    safe[column] = safe[column].map(lambda v: safe_cell(v) if isinstance(v, str) else v)
-            safe.to_excel(writer, sheet_name=name, index=False)
-            writer.sheets[name].freeze_panes = "A2"
-    return buffer.getvalue()
+    return workbook_bytes(sheets)
 
 
 def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *, alpha: float,
                 code_version: str) -> dict[str, Path]:
     """Write ``pack.html``, ``pack.pdf`` and ``annex.xlsx`` under ``out/packs/<contract>/<as_of>/``."""
-    from weasyprint import HTML
-
     data = gather(session, contract_id, as_of, alpha)
     funnel = benchmark(session, data["contract"], as_of)
     history = data["history"]
@@ -178,16 +166,15 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
         as_of_name=month_name(as_of), red_threshold=RED_MONTHS_FOR_AN_ASK,
     )
     paths = {"html": folder / "pack.html", "pdf": folder / "pack.pdf", "xlsx": folder / "annex.xlsx"}
-    sha = _write(paths["html"], html)
-    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["html"],
-                     sha=sha, contract_id=contract_id, area_code=data["area"].code)
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)  # it warns about SVG properties it ignores
-    pdf = HTML(string=html, base_url=str(folder)).write_pdf()
+    records = [(paths["html"], _write(paths["html"], html))]
+    pdf = pdf_bytes(html, folder)
     paths["pdf"].write_bytes(pdf)
-    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["pdf"],
-                     sha=hashlib.sha256(pdf).hexdigest(), contract_id=contract_id, area_code=data["area"].code)
+    records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
     annex = _annex(data, funnel)
     paths["xlsx"].write_bytes(annex)
-    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["xlsx"],
-                     sha=hashlib.sha256(annex).hexdigest(), contract_id=contract_id, area_code=data["area"].code)
+    records.append((paths["xlsx"], hashlib.sha256(annex).hexdigest()))
+    # Recorded last, so that a database write lock is never held while a PDF renders (parallel renderers).
+    for path, digest in records:
+        _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=path,
+                         sha=digest, contract_id=contract_id, area_code=data["area"].code)
     return paths

@@ -9,9 +9,7 @@ value view. Every sentence is built from stored judgements and findings.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,14 +22,15 @@ from contracts.models import Area, Contract, CrcRecord, Finding, Judgement, Prov
 from contracts.status import return_status
 from outcomes.proportions import wilson_interval
 from reports.env import environment, month_name
-from reports.errors import safe_cell
+from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES, _record_artifact, _write
 from reports.suppression import suppress_breakdown
+from reports.xlsx import workbook_bytes
 
 WORDS = ("Green", "Amber", "Red")
 
 
-def _breakdowns(session: Session, contract_ids: list[str], period: str, alpha: float) -> list[dict]:
+def _breakdowns(session: Session, contract_ids: list[str], period: str, alpha: float, threshold: int = 5) -> list[dict]:
     """Orders completed successfully by sex and by age band, over the 12 months to ``period``."""
     first = str(pd.Period(period, "M") - 11)
     rows = session.exec(select(CrcRecord.sex, CrcRecord.age_band, CrcRecord.outcome)
@@ -50,12 +49,18 @@ def _breakdowns(session: Session, contract_ids: list[str], period: str, alpha: f
         grouped["ci_low"], grouped["ci_high"] = wilson_interval(grouped["completed"], grouped["ended"], alpha)
         overall = grouped["completed"].sum() / grouped["ended"].sum()
         grouped["ratio_to_overall"] = (grouped["rate"] / overall).round(2)
-        shown = suppress_breakdown(grouped, "completed", "ended")
-        tables.append({"title": title, "column": column, "rows": shown.to_dict("records"), "overall": overall})
+        shown = suppress_breakdown(grouped, "completed", "ended", threshold)
+        # The total row publishes the margins explicitly (the whole area is not a small count).
+        completed, ended = int(grouped["completed"].sum()), int(grouped["ended"].sum())
+        low, high = wilson_interval(pd.Series([completed]), pd.Series([ended]), alpha)
+        total = {column: "Total", "completed": completed, "ended": ended, "rate": overall, "ci_low": float(low[0]),
+                 "ci_high": float(high[0]), "ratio_to_overall": 1.0}
+        tables.append({"title": title, "column": column, "rows": shown.to_dict("records"), "total": total,
+                       "overall": overall})
     return tables
 
 
-def gather(session: Session, area_code: str, period: str, alpha: float) -> dict:
+def gather(session: Session, area_code: str, period: str, alpha: float, threshold: int = 5) -> dict:
     area = session.get(Area, area_code)
     contracts = session.exec(select(Contract).where(Contract.area_code == area_code).order_by(Contract.id)).all()
     ids = [c.id for c in contracts]
@@ -99,15 +104,14 @@ def gather(session: Session, area_code: str, period: str, alpha: float) -> dict:
     crc_ids = [c.id for c in contracts if c.service_type == "crc"]
     return {"area": area, "period": period, "alpha": alpha, "dashboard": dashboard, "totals": totals,
             "changes": changes, "exceptions": exceptions, "findings": findings,
-            "breakdowns": _breakdowns(session, crc_ids, period, alpha) if crc_ids else [],
+            "breakdowns": _breakdowns(session, crc_ids, period, alpha, threshold) if crc_ids else [],
+            "threshold": threshold,
             "value_total": sum(d["value"] for d in dashboard), "credits_total": sum(d["credits"] for d in dashboard)}
 
 
 def render_monthly_report(session: Session, out_dir: Path, area_code: str, period: str, *, alpha: float,
-                          code_version: str) -> dict[str, Path]:
-    from weasyprint import HTML
-
-    data = gather(session, area_code, period, alpha)
+                          code_version: str, threshold: int = 5) -> dict[str, Path]:
+    data = gather(session, area_code, period, alpha, threshold)
     folder = out_dir / "reports" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)
     html = environment().get_template("monthly_report.html").render(
@@ -117,24 +121,18 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
     records = []
     sha = _write(paths["html"], html)
     records.append((paths["html"], sha))
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    pdf = HTML(string=html, base_url=str(folder)).write_pdf()
+    pdf = pdf_bytes(html, folder)
     paths["pdf"].write_bytes(pdf)
     records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        sheets = {"dashboard": pd.DataFrame(data["dashboard"]),
-                  "exceptions": pd.DataFrame({"exception": data["exceptions"] or ["none"]}),
-                  "changes": pd.DataFrame({"change": data["changes"] or ["none"]}),
-                  "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}])}
-        for table in data["breakdowns"]:
-            sheets[f"by_{table['column']}"] = pd.DataFrame(table["rows"])
-        for name, frame in sheets.items():
-            frame = frame.map(lambda v: safe_cell(v) if isinstance(v, str) else v)
-            frame.to_excel(writer, sheet_name=name, index=False)
-            writer.sheets[name].freeze_panes = "A2"
-    paths["xlsx"].write_bytes(buffer.getvalue())
-    records.append((paths["xlsx"], hashlib.sha256(buffer.getvalue()).hexdigest()))
+    sheets = {"dashboard": pd.DataFrame(data["dashboard"]).rename(columns={"value": "annual_value_gbp"}),
+              "exceptions": pd.DataFrame({"exception": data["exceptions"] or ["none"]}),
+              "changes": pd.DataFrame({"change": data["changes"] or ["none"]}),
+              "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}])}
+    for table in data["breakdowns"]:
+        sheets[f"by_{table['column']}"] = pd.DataFrame([*table["rows"], table["total"]])
+    workbook = workbook_bytes(sheets)
+    paths["xlsx"].write_bytes(workbook)
+    records.append((paths["xlsx"], hashlib.sha256(workbook).hexdigest()))
     for path, digest in records:
         _record_artifact(session, kind="monthly_report", audience="commissioner", period=period, path=path,
                          sha=digest, area_code=area_code)
