@@ -76,7 +76,8 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
 
             paths = [str(p) for p in render_monthly_report(session, settings.out_dir, key, period, alpha=settings.alpha,
                                                            code_version=version,
-                                                           threshold=settings.suppression_threshold).values()]
+                                                           threshold=settings.suppression_threshold,
+                                                           unit_cost_gbp=settings.reoffence_unit_cost_gbp).values()]
         else:
             raise ValueError(f"unknown document kind {kind!r}: one of {', '.join(KINDS)}")
     return kind, paths, time.perf_counter() - started, time.process_time() - cpu

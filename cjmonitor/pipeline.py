@@ -453,7 +453,8 @@ def monthly_report(settings: Settings, area_code: str, period: str) -> dict:
         if not session.exec(select(Judgement.id).where(Judgement.period == period)).first():
             raise NotFoundError(f"no judged KPIs for {period}: run `cjmonitor run --period {period}` first")
         paths = render_monthly_report(session, settings.out_dir, area_code, period, alpha=settings.alpha,
-                                      code_version=code_version(), threshold=settings.suppression_threshold)
+                                      code_version=code_version(), threshold=settings.suppression_threshold,
+                                      unit_cost_gbp=settings.reoffence_unit_cost_gbp)
     return {"area_code": area_code, "period": period, **{k: str(v) for k, v in paths.items()}}
 
 
