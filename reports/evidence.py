@@ -13,10 +13,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlmodel import Session, select
 
+from contracts.benchmark import funnel
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.credits import statement
 from contracts.models import (
@@ -104,26 +104,16 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
 
 
 def benchmark(session: Session, contract: Contract, as_of: str) -> pd.DataFrame:
-    """Last 12 months' pooled rate of each KPI for every contract of the same service (funnel plot data)."""
-    last12 = _months_back(as_of, 12)
-    peers = [c.id for c in session.exec(select(Contract).where(Contract.service_type == contract.service_type)).all()]
-    values = session.exec(select(KpiValue).where(KpiValue.contract_id.in_(peers), KpiValue.period.in_(last12),
-                                                 KpiValue.source == "derived")).all()
-    frame = pd.DataFrame([{"contract_id": v.contract_id, "measure_code": v.measure_code, "numerator": v.numerator,
-                           "denominator": v.denominator} for v in values])
-    if frame.empty:
-        return frame
-    pooled = frame.groupby(["measure_code", "contract_id"], as_index=False)[["numerator", "denominator"]].sum()
-    pooled = pooled[pooled["denominator"] > 0]
-    pooled["rate"] = pooled["numerator"] / pooled["denominator"]
-    national = pooled.groupby("measure_code")[["numerator", "denominator"]].sum()
-    pooled["national"] = pooled["measure_code"].map(national["numerator"] / national["denominator"])
-    se = np.sqrt(pooled["national"] * (1 - pooled["national"]) / pooled["denominator"])
-    for label, z in (("95", 1.959964), ("99_8", 3.090232)):
-        pooled[f"low_{label}"] = pooled["national"] - z * se
-        pooled[f"high_{label}"] = pooled["national"] + z * se
+    """Last 12 months' pooled rate of each of the contract's KPIs for every contract measuring it (funnel plot
+    data from ``contracts.benchmark.funnel``), with this contract marked."""
+    codes = sorted(set(session.exec(select(KpiValue.measure_code).where(KpiValue.contract_id == contract.id)).all()))
+    frames = [funnel(session, code, as_of, months=12).assign(measure_code=code) for code in codes]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    pooled = pd.concat(frames, ignore_index=True)
     pooled["this_contract"] = pooled["contract_id"] == contract.id
-    pooled["outside_99_8"] = (pooled["rate"] < pooled["low_99_8"]) | (pooled["rate"] > pooled["high_99_8"])
+    pooled["outside_99_8"] = pooled["position"].str.contains("99.8%")
     return pooled
 
 
@@ -148,6 +138,11 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     """Write ``pack.html``, ``pack.pdf`` and ``annex.xlsx`` under ``out/packs/<contract>/<as_of>/``."""
     data = gather(session, contract_id, as_of, alpha)
     funnel = benchmark(session, data["contract"], as_of)
+    for row in (funnel[funnel["this_contract"] & (funnel["assessment"] == "worse than expected")].itertuples()
+                if not funnel.empty else []):
+        data["asks"].append(
+            f"{MEASURES_BY_CODE[row.measure_code].name}: {100 * row.rate:.1f}% over the 12 months to {as_of} against "
+            f"{100 * row.national:.1f}% across all areas, {row.position}: worse than other areas beyond chance.")
     history = data["history"]
     series = {code: frame.tail(36) for code, frame in history.groupby("measure_code")} if not history.empty else {}
     titles = {code: MEASURES_BY_CODE[code].name for code in series}
@@ -162,6 +157,7 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     folder.mkdir(parents=True, exist_ok=True)
     html = environment().get_template("evidence_pack.html").render(
         **data, charts=charts, funnel=funnel.to_dict("records") if not funnel.empty else [],
+        measure_names={code: m.name for code, m in MEASURES_BY_CODE.items()},
         code_version=code_version, generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         as_of_name=month_name(as_of), red_threshold=RED_MONTHS_FOR_AN_ASK,
     )
