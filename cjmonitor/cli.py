@@ -197,6 +197,10 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
                f"{first_report if first_report in reports else reports[0] if reports else 'none'}")
     click.echo(f"  injected effects to recover: {summary['truth']}")
     click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
+    home_flag = f" --home {settings.home}" if Path.cwd().resolve() != settings.home else ""
+    failing = world.truth["failing_contracts"][0]
+    click.echo(f"  try: cjmonitor scorecard{home_flag} --contract {failing} --period {summary['period']}   "
+               "(is this provider meeting its contract, and what to do)")
 
 
 @cli.command()
