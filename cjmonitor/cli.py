@@ -148,18 +148,16 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     from reports.specs import write_spec_documents
 
     write_spec_documents(settings.out_dir / "specs")
-    from cjmonitor.pipeline import evidence_pack
+    from cjmonitor.documents import render_documents
 
-    pack_contracts = sorted({world.truth["its_effects"][0]["contract_id"], world.truth["reoffending_effects"][0]["contract_id"],
-                             world.truth["failing_contracts"][0]})
-    packs = [evidence_pack(settings, contract_id, result["period"])["pdf"] for contract_id in pack_contracts]
-    from cjmonitor.pipeline import monthly_report
-
+    # Every evidence pack and monthly report for the latest period, across every core; the index last.
+    rendered = render_documents(settings, result["period"], kinds=("evidence_pack", "monthly_report"))
+    packs = [p for p in rendered.documents["evidence_pack"] if p.endswith(".pdf")]
+    reports = [p for p in rendered.documents["monthly_report"] if p.endswith(".pdf")]
+    first_pack = str(settings.out_dir / "packs" / world.truth["its_effects"][0]["contract_id"] / result["period"] / "pack.pdf")
     area_of = {c.id: c.area.code for c in world.contracts}
-    reports = [monthly_report(settings, code, result["period"])["pdf"] for code in sorted({area_of[c] for c in pack_contracts})]
-    from cjmonitor.pipeline import render_index_only
-
-    render_index_only(settings, result["period"])  # the index now links the packs and reports too
+    first_report = str(settings.out_dir / "reports" / area_of[world.truth["its_effects"][0]["contract_id"]]
+                       / result["period"] / "monthly.pdf")
     ingest = result["ingest"]
     summary = {
         "areas": len(world.areas),
@@ -176,6 +174,7 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
         "error_reports": ingest["error_reports"],
         "evidence_packs": packs,
         "monthly_reports": reports,
+        "render_seconds": {"scorecards": result.get("seconds"), "packs_and_reports": round(rendered.wall_seconds, 1)},
         "truth": str(settings.truth_path),
         "database": settings.database_url,
         "seconds": round(time.perf_counter() - started, 1),
@@ -187,15 +186,21 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     click.echo(f"  returns loaded: {summary['submissions_loaded']}, rejected: {summary['submissions_rejected']}"
                f" (error reports in {settings.out_dir / 'data-quality'})")
     click.echo(f"  KPI values derived: {summary['kpi_values']}; latest period {summary['period']}")
-    click.echo(f"  scorecards written: {summary['scorecards']} under {settings.out_dir / 'scorecards' / summary['period']}")
+    click.echo(f"  scorecards (HTML, PDF, XLSX): {summary['scorecards']} under {settings.out_dir / 'scorecards' / summary['period']}"
+               f" in {result.get('seconds')} s")
     click.echo(f"  open: {summary['index']}")
     click.echo(f"  return specs and templates for providers: {settings.out_dir / 'specs' / 'index.html'}")
-    for path in packs:
-        click.echo(f"  evidence pack: {path}")
-    for path in reports:
-        click.echo(f"  monthly commissioner report: {path}")
+    click.echo(f"  evidence packs and monthly reports (HTML, PDF, XLSX): {rendered.files()} files in "
+               f"{rendered.wall_seconds:.0f} s on {rendered.workers} processes")
+    click.echo(f"  evidence packs: {len(packs)}, e.g. {first_pack if first_pack in packs else packs[0] if packs else 'none'}")
+    click.echo(f"  monthly commissioner reports: {len(reports)}, e.g. "
+               f"{first_report if first_report in reports else reports[0] if reports else 'none'}")
     click.echo(f"  injected effects to recover: {summary['truth']}")
     click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
+    home_flag = f" --home {settings.home}" if Path.cwd().resolve() != settings.home else ""
+    failing = world.truth["failing_contracts"][0]
+    click.echo(f"  try: cjmonitor scorecard{home_flag} --contract {failing} --period {summary['period']}   "
+               "(is this provider meeting its contract, and what to do)")
 
 
 @cli.command()
@@ -382,9 +387,12 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
     from cjmonitor.pipeline import ensure_schema
+    from contracts.actions import recommended_actions
     from contracts.catalogue import MEASURES_BY_CODE
     from contracts.credits import statement
-    from contracts.models import Contract, Judgement
+    from contracts.judge import ROLLING_WINDOWS, judged_months, rolling_judgements
+    from contracts.models import Contract, Finding, Judgement, KpiValue
+    from reports.scorecard import METHOD_NAMES
 
     _check_period(period)
     settings = _settings(home)
@@ -399,16 +407,38 @@ def scorecard(home, contract_id, period, as_json) -> None:
             raise NotFoundError(f"no judged KPIs for {contract_id} in {period}: was the return received? "
                                 f"(`cjmonitor returns status --period {period}`)")
         money = statement(session, contract_id, period).to_dict()
+        sources = {}
+        for kpi in session.exec(select(KpiValue).where(KpiValue.contract_id == contract_id, KpiValue.period == period)).all():
+            if sources.get(kpi.measure_code) != "derived":  # derived from records wins, as in the judgement
+                sources[kpi.measure_code] = kpi.source
+        rolling = rolling_judgements(judged_months(session, [contract_id]), period, settings.alpha)
+        rolling = rolling.astype(object).where(rolling.notna(), None)
+        pooled = {(r["measure_code"], r["window"]): {
+            "window": r["window"], "from": r["first_period"], "to": r["last_period"],
+            "months_with_data": r["months_with_data"], "value": r["value"], "numerator": r["numerator"],
+            "denominator": r["denominator"], "target": r["target"], "rag": r["rag"], "verdict": r["verdict"],
+            "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+        } for r in rolling.to_dict("records")}
         measures = [{
             "code": j.measure_code, "name": MEASURES_BY_CODE[j.measure_code].name, "value": j.value,
             "numerator": j.numerator, "denominator": j.denominator, "target": j.target, "tolerance": j.tolerance,
             "direction": MEASURES_BY_CODE[j.measure_code].direction, "rag": j.rag, "verdict": j.verdict,
             "alpha": j.alpha, "ci_low": j.ci_low, "ci_high": j.ci_high,
+            "source": sources.get(j.measure_code, "derived"),
             "spc_signals": [x for x in j.spc_signals.split("; ") if x], "spc_variation": j.spc_variation,
+            "rolling": {window: pooled[(j.measure_code, window)] for window in ROLLING_WINDOWS
+                        if (j.measure_code, window) in pooled},
         } for j in rows]
+        evidence = [{"method": f.method, "measure_code": f.measure_code, "cohort": f.cohort, "estimate": f.estimate,
+                     "ci_low": f.ci_low, "ci_high": f.ci_high, "alpha": f.alpha, "verdict": f.verdict,
+                     "sentence": json.loads(f.parameters).get("headline") or json.loads(f.parameters).get("sentence", "")}
+                    for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
+                                          .order_by(Finding.method, Finding.measure_code)).all()]
         result = {"contract_id": contract_id, "name": contract.name, "provider_id": contract.provider_id,
                   "area_code": contract.area_code, "period": period, "measures": measures,
-                  "service_credits_due": money["service_credits"]["total"], "pbr_payable": money["pbr"]["total"]}
+                  "service_credits_due": money["service_credits"]["total"], "pbr_payable": money["pbr"]["total"],
+                  "evidence": evidence}
+        result["actions"] = recommended_actions(measures, result["service_credits_due"], result["pbr_payable"], evidence)
     if as_json:
         _echo_json(result)
         return
@@ -417,12 +447,30 @@ def scorecard(home, contract_id, period, as_json) -> None:
         value = "no data" if m["value"] is None else f"{100 * m['value']:.1f}%"
         interval = "" if m["ci_low"] is None else f"({100 * m['ci_low']:.1f} to {100 * m['ci_high']:.1f})"
         spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
-        click.echo(f"  {m['name']:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
+        name = m["name"] + (" *" if m["source"] == "provider_reported" else "")
+        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
                    f"{m['verdict']:<20} {spc}")
+    if any(m["source"] == "provider_reported" for m in measures):
+        click.echo("  * reported by the provider as an aggregate, not derived from person-level records")
+    click.echo("Rolling windows (months pooled, judged against the target in force now):")
+    for m in measures:
+        parts = []
+        for window, pooled_row in m["rolling"].items():
+            value = "no data" if pooled_row["value"] is None else f"{100 * pooled_row['value']:.1f}%"
+            parts.append(f"{window} to {period}: {value} {pooled_row['rag']}, {pooled_row['verdict']}")
+        click.echo(f"  {m['name']:<58} {'; '.join(parts)}")
     missed = [m["name"] for m in measures if m["verdict"] == "not met"]
     click.echo(f"Missed beyond sampling noise: {', '.join(missed) if missed else 'none'}.")
     click.echo(f"Service credits due this month: £{result['service_credits_due']:,.2f} "
                f"(`cjmonitor credits` shows the working); payment by results payable: £{result['pbr_payable']:,.2f}.")
+    if evidence:
+        click.echo("Outcome evidence:")
+        for item in evidence:
+            method = METHOD_NAMES.get(item["method"], item["method"])
+            click.echo(f"  {method}, {item['measure_code']} ({item['cohort'] or ''}): {item['sentence']}")
+    click.echo("What to do:")
+    for action in result["actions"]:
+        click.echo(f"  - {action}")
 
 
 @cli.command()
@@ -642,7 +690,7 @@ def _register_top_level_commands() -> None:
     """Attach command modules that add top-level commands (reports, packs) when present in this build."""
     import importlib
 
-    for module_name in ("cjmonitor.cli_reports",):
+    for module_name in ("cjmonitor.cli_reports", "cjmonitor.cli_contracts"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

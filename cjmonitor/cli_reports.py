@@ -24,7 +24,7 @@ def pack(home, contract_id, as_of, as_json):
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"evidence pack for {contract_id} as of {as_of}: {result['pdf']} (HTML {result['html']}, annex {result['xlsx']})")
+        click.echo(f"evidence pack for {contract_id} as of {result['as_of']}: {result['pdf']} (HTML {result['html']}, annex {result['xlsx']})")
 
 
 @click.group("report")

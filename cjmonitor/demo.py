@@ -57,7 +57,13 @@ MIN_AREAS = 5
 PRIORITY_AREAS = ("Greater Manchester", "West Midlands", "West Yorkshire", "Lancashire", "South Wales")
 ITS_AREA, ITS_MEASURE, ITS_MONTH, ITS_LEVEL = "Greater Manchester", "crc_plan_15wd", 18, 0.08
 REOFFENDING_AREA, REOFFENDING_ATT = "West Midlands", -0.05
+REOFFENCES_PER_REOFFENDER_EXTRA = 2.8  # a reoffender has 1 + Poisson(2.8) proven reoffences in 12 months
 SYNTH_AREA, SYNTH_MEASURE, SYNTH_MONTH, SYNTH_EFFECT = "West Yorkshire", "crc_orders_completed", 20, 0.10
+# Equality monitoring: care leavers complete their orders 10 points less often than the contract-month rate,
+# in every area (a disproportionality to find); ethnic groups differ in share only, not in outcome.
+CARE_LEAVER_MEASURE, CARE_LEAVER_DIFFERENCE = "crc_orders_completed", -0.10
+ETHNICITY_SHARES = {"Asian": 0.07, "Black": 0.08, "Mixed": 0.04, "White": 0.77, "Other": 0.02, "Not stated": 0.02}
+CARE_LEAVER_SHARE_BY_AGE = {"18-20": 0.25, "21-24": 0.2, "25-34": 0.08, "35-49": 0.03, "50+": 0.01}
 FAILING_PROVIDER, FAILING_MEASURE, FAILING_SHORTFALL = "gateway-resettlement", "ttg_settled_accommodation", -0.14
 AGGREGATE_PROVIDERS = ("cymru-health",)  # health contracts in Wales report aggregates only (kpi_aggregate)
 XLSX_PROVIDER = "riverside-health"  # sends Excel
@@ -232,7 +238,9 @@ def build_world(*, seed: int = DEFAULT_SEED, areas: int = 42, months: int = DEFA
             "level_change": ITS_LEVEL,
             "slope_change": 0.0,
         }],
-        "reoffending_effects": [{"contract_id": crc_by_area[REOFFENDING_AREA], "att": REOFFENDING_ATT}],
+        # Reoffenders have 1 + Poisson(2.8) proven reoffences, so the frequency effect is ATT x 3.8 per person.
+        "reoffending_effects": [{"contract_id": crc_by_area[REOFFENDING_AREA], "att": REOFFENDING_ATT,
+                                 "frequency_att": round(REOFFENDING_ATT * (1 + REOFFENCES_PER_REOFFENDER_EXTRA), 4)}],
         "failing_contracts": sorted(
             c.id for c in contracts if c.provider_id == FAILING_PROVIDER
         ),
@@ -476,7 +484,7 @@ def cohort_rows(rng: np.random.Generator, n: int, cohort_start: date, att: float
     served = rng.random(n) < 1 / (1 + np.exp(-logit_served))
     p = np.where(served, p0 + att, p0)
     reoffended = rng.random(n) < p
-    count = np.where(reoffended, 1 + rng.poisson(2.8, n), 0)
+    count = np.where(reoffended, 1 + rng.poisson(REOFFENCES_PER_REOFFENDER_EXTRA, n), 0)
     days = np.where(reoffended, rng.integers(1, 366, n), -1)
     dates = np.datetime64(cohort_start) + rng.integers(0, 90, n).astype("timedelta64[D]")
     return pd.DataFrame({
@@ -558,6 +566,28 @@ def _malform(rng: np.random.Generator, frame: pd.DataFrame, return_type: str, ho
     return bad
 
 
+def _with_equality_fields(rng: np.random.Generator, frame: pd.DataFrame, completion_rate: float | None) -> pd.DataFrame:
+    """Add ethnicity group and care-leaver flag (a separate random stream, so the other columns never change).
+
+    For ended orders the flag is drawn given the outcome, with P(care leaver | completed) = c (p + d) / p and
+    P(care leaver | not) = c (1 - p - d) / (1 - p), so that care leavers complete at p + d while the
+    contract-month completion rate stays p (d = CARE_LEAVER_DIFFERENCE, c the care-leaver share for the age band).
+    """
+    n = len(frame)
+    ethnicity = rng.choice(list(ETHNICITY_SHARES), n, p=list(ETHNICITY_SHARES.values()))
+    share = frame["age_band"].map(CARE_LEAVER_SHARE_BY_AGE).to_numpy(dtype=float) if "age_band" in frame \
+        else np.full(n, CARE_LEAVER_SHARE_BY_AGE["25-34"])
+    chance = share.copy()
+    if completion_rate is not None and "outcome" in frame:
+        p, d = completion_rate, CARE_LEAVER_DIFFERENCE
+        ended = (frame["end_date"] != "").to_numpy()
+        completed = (frame["outcome"] == "completed").to_numpy()
+        chance = np.where(ended & completed, share * (p + d) / p, chance)
+        chance = np.where(ended & ~completed, share * (1 - p - d) / (1 - p), chance)
+    care_leaver = rng.random(n) < np.clip(chance, 0, 1)
+    return frame.assign(ethnicity_group=ethnicity, care_leaver=np.where(care_leaver, "Y", "N"))
+
+
 def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED, areas: int = 42,
                    months: int = DEFAULT_MONTHS, start: str = DEFAULT_START, scale: float = 1.0) -> World:
     """Write the world's returns into ``drop_dir`` and its manifest to ``truth_path``."""
@@ -581,10 +611,15 @@ def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED
     malformed_how = {idx: how for how, idx in enumerate(malformed_idx)}
 
     per_file: dict[tuple[str, str, str], list[pd.DataFrame]] = {}
+    equality_rng = np.random.default_rng([seed, 4])
+    world.truth["breakdown_effects"] = [{"measure": CARE_LEAVER_MEASURE, "group": "care_leaver",
+                                         "difference": CARE_LEAVER_DIFFERENCE}]
     for m, period in enumerate(month_periods):
         for contract in world.contracts:
             return_type, maker = ROW_MAKERS[contract.service_type]
             frame = maker(rng, world, contract, m)
+            if return_type == "crc_caseload":
+                frame = _with_equality_fields(equality_rng, frame, world.true_rates[(contract.id, CARE_LEAVER_MEASURE)][m])
             frame.insert(0, "area_code", contract.area.code)
             frame.insert(0, "contract_id", contract.id)
             if contract.provider_id in AGGREGATE_PROVIDERS:
@@ -647,6 +682,7 @@ def _aggregate_health(frame: pd.DataFrame, contract_id: str, period: str) -> pd.
 def _write_cohorts(world: World, drop_dir: Path) -> list[str]:
     """Quarterly reoffending cohorts, each sent once its 18-month follow-up has run (only those inside the window)."""
     rng = np.random.default_rng([world.seed, 3])
+    equality_rng = np.random.default_rng([world.seed, 5])
     files = []
     crc_contracts = [c for c in world.contracts if c.service_type == "crc"]
     for q_start in range(0, world.months - FOLLOW_UP_MONTHS, 3):
@@ -656,7 +692,7 @@ def _write_cohorts(world: World, drop_dir: Path) -> list[str]:
             effect = REOFFENDING_ATT if contract.area.name == REOFFENDING_AREA else 0.0
             boost = 5.0 if effect else 1.0
             n = int(rng.poisson(VOLUME_PER_MILLION["cohort"] * contract.area.population_m * world.scale * boost))
-            frame = cohort_rows(rng, max(n, 40), month_start(period), effect)
+            frame = _with_equality_fields(equality_rng, cohort_rows(rng, max(n, 40), month_start(period), effect), None)
             frame.insert(0, "area_code", contract.area.code)
             frame.insert(0, "contract_id", contract.id)
             by_provider.setdefault(contract.provider_id, []).append(frame)

@@ -168,7 +168,9 @@ def load_world_reference(settings: Settings, world) -> None:
             crc = contract.service_type == "crc"
             session.add(PaymentTerms(contract_id=contract.id, valid_from=start, service_credit_cap_pct=10.0,
                                      pbr_price_per_reoffender_gbp=3000.0 if crc else 0.0,
-                                     pbr_threshold_points=2.0 if crc else 0.0, pbr_requires_significance=True))
+                                     pbr_threshold_points=2.0 if crc else 0.0, pbr_requires_significance=True,
+                                     pbr_frequency_price_gbp=800.0 if crc else 0.0,
+                                     pbr_frequency_threshold_pct=10.0 if crc else 0.0))
         variations = [
             (effect["contract_id"], month_start(effect["intervention"]), "renegotiation", effect["measure"],
              f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: sentence-planning resources "
@@ -409,23 +411,21 @@ def render_contract(settings: Settings, contract_id: str, period: str) -> str:
                                     code_version=code_version()))
 
 
-def render(settings: Settings, period: str | None = None, only: list[str] | None = None) -> dict:
-    """Scorecards for every (or the named) contract for ``period`` (default: the latest judged month), and the index."""
-    from reports.scorecard import judgements_frame, render_index, render_scorecard
+def render(settings: Settings, period: str | None = None, only: list[str] | None = None,
+           workers: int | None = None) -> dict:
+    """Scorecards (HTML, PDF, XLSX) for every (or the named) contract for ``period`` (default: the latest judged
+    month), rendered across ``workers`` processes (default: every core), and the index."""
+    from cjmonitor.documents import render_documents
 
     period = period or latest_period(settings)
-    written = []
-    with session_scope(settings) as session, keep_creation_times(session, Artifact):
-        judged = judgements_frame(session)
+    with session_scope(settings) as session:
         ids = only or list(session.exec(select(Contract.id).order_by(Contract.id)).all())
         for contract_id in ids:
             if session.get(Contract, contract_id) is None:
                 raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
-            history = judged[judged["contract_id"] == contract_id] if not judged.empty else judged
-            written.append(str(render_scorecard(session, settings.out_dir, contract_id, period, alpha=settings.alpha,
-                                                code_version=code_version(), history=history)))
-        index = render_index(session, settings.out_dir, period, code_version=code_version())
-    return {"period": period, "scorecards": written, "index": str(index)}
+    result = render_documents(settings, period, kinds=("scorecard",), contracts=ids, areas=[], workers=workers)
+    html = [p for p in result.documents["scorecard"] if p.endswith(".html")]
+    return {"period": period, "scorecards": html, "index": result.index, "seconds": round(result.wall_seconds, 1)}
 
 
 def evidence_pack(settings: Settings, contract_id: str, as_of: str | None = None) -> dict:
@@ -453,7 +453,8 @@ def monthly_report(settings: Settings, area_code: str, period: str) -> dict:
         if not session.exec(select(Judgement.id).where(Judgement.period == period)).first():
             raise NotFoundError(f"no judged KPIs for {period}: run `cjmonitor run --period {period}` first")
         paths = render_monthly_report(session, settings.out_dir, area_code, period, alpha=settings.alpha,
-                                      code_version=code_version())
+                                      code_version=code_version(), threshold=settings.suppression_threshold,
+                                      unit_cost_gbp=settings.reoffence_unit_cost_gbp)
     return {"area_code": area_code, "period": period, **{k: str(v) for k, v in paths.items()}}
 
 

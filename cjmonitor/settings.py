@@ -13,6 +13,7 @@ and ``out/`` (every document), so that two homes never mix.
 | ``CJMONITOR_ALPHA`` | ``0.05`` | significance level for verdicts |
 | ``CJMONITOR_SOURCES`` | ``$HOME/sources.toml`` if present | per-provider sources (drop folders, SFTP); without it the drop folder takes every provider |
 | ``CJMONITOR_MAX_FILE_MB`` | ``200`` | returns larger than this are refused before they are read |
+| ``CJMONITOR_SUPPRESSION_THRESHOLD`` | ``5`` | counts from 1 to this minus 1 are suppressed in published tables |
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class Settings:
     alpha: float = 0.05
     sources_path: Path | None = None
     max_file_bytes: int = 200 * 1024 * 1024
+    # Unit cost of one proven reoffence for the value view: an illustrative default, to be replaced by the
+    # figure the commissioner's office uses (CJMONITOR_REOFFENCE_UNIT_COST_GBP).
+    reoffence_unit_cost_gbp: float = 5000.0
+    suppression_threshold: int = 5
     _key_override: str | None = field(default=None, repr=False)
 
     @property
@@ -101,6 +106,21 @@ def get_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(f"CJMONITOR_MAX_FILE_MB must be a number of megabytes, got {max_mb_text!r}") from None
     if max_mb <= 0:
         raise ConfigError(f"CJMONITOR_MAX_FILE_MB must be positive, got {max_mb_text!r}")
+    cost_text = os.environ.get("CJMONITOR_REOFFENCE_UNIT_COST_GBP", "5000")
+    try:
+        unit_cost = float(cost_text)
+    except ValueError:
+        raise ConfigError(f"CJMONITOR_REOFFENCE_UNIT_COST_GBP must be a number of pounds, got {cost_text!r}") from None
+    if unit_cost < 0:
+        raise ConfigError(f"CJMONITOR_REOFFENCE_UNIT_COST_GBP cannot be negative, got {cost_text!r}")
+    threshold_text = os.environ.get("CJMONITOR_SUPPRESSION_THRESHOLD", "5")
+    try:
+        threshold = int(threshold_text)
+    except ValueError:
+        raise ConfigError(f"CJMONITOR_SUPPRESSION_THRESHOLD must be a whole number of people such as 5, "
+                          f"got {threshold_text!r}") from None
+    if threshold < 1:
+        raise ConfigError(f"CJMONITOR_SUPPRESSION_THRESHOLD must be at least 1 (1 suppresses nothing), got {threshold}")
     return Settings(
         home=home_path,
         database_url=url,
@@ -108,5 +128,7 @@ def get_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         alpha=alpha,
         sources_path=Path(sources) if sources else home_path / "sources.toml",
         max_file_bytes=int(max_mb * 1024 * 1024),
+        reoffence_unit_cost_gbp=unit_cost,
+        suppression_threshold=threshold,
         _key_override=os.environ.get("CJMONITOR_PSEUDONYMISATION_KEY"),
     )

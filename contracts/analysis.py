@@ -107,7 +107,54 @@ def cohort_findings(session: Session, alpha: float, contract_ids: list[str] | No
             parameters=json.dumps(parameters, default=float), input_hash=_input_hash(list(cohort["sha256"].unique())),
             created_at=datetime.now(UTC),
         )))
+        frequency = _frequency_finding(data, contract_id, label, cohorts, alpha, cohort)
+        if frequency is not None:
+            findings.append(_replace_finding(session, frequency))
     return findings
+
+
+def _frequency_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts: list[str], alpha: float,
+                       cohort: pd.DataFrame) -> Finding | None:
+    """The same matched design on the frequency outcome: proven reoffences per person in 12 months (Peterborough)."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = match(data, "served", "reoffences_12m", COHORT_COVARIATES, caliper=0.2, ratio=5,
+                           replace=True, alpha=alpha, outcome_label="reoffences per person")
+    except OutcomesError as exc:
+        log.warning("%s: frequency comparison not possible: %s", contract_id, exc)
+        return None
+    comparison = float(result.control_mean)
+    relative = result.att.estimate / comparison if comparison > 0 else float("nan")
+    significant_down = result.att.ci_high < 0
+    significant_up = result.att.ci_low > 0
+    code = "reduction" if significant_down else "increase" if significant_up else "inconclusive"
+    level = f"{100 * (1 - alpha):.0f}%"
+    headline = (f"people served had {result.treated_mean:.2f} proven reoffences each in 12 months against "
+                f"{comparison:.2f} for matched comparison people: a difference of {result.att.estimate:+.2f} "
+                f"({level} CI {result.att.ci_low:+.2f} to {result.att.ci_high:+.2f})"
+                + (f", {100 * relative:+.0f}% of the comparison group's frequency" if comparison > 0 else ""))
+    sentence = {"reduction": "the service reduced the frequency of reoffending: the whole interval is below zero",
+                "increase": "reoffending was more frequent among people served: the whole interval is above zero",
+                "inconclusive": "the data cannot tell whether the service changed the frequency of reoffending "
+                                "(the interval includes zero)"}[code]
+    parameters = {
+        "covariates": COHORT_COVARIATES, "caliper_sd": 0.2, "ratio": 5, "replace": True, "cohorts": cohorts,
+        "n_people": len(cohort), "n_matched": result.n_matched, "n_control_used": result.n_control_used,
+        "treated_rate": result.treated_mean, "comparison_rate": comparison, "relative_change": relative,
+        "relative_ci": [result.att.ci_low / comparison, result.att.ci_high / comparison] if comparison > 0 else None,
+        "naive_difference": result.naive.estimate, "max_smd_after": result.balance.max_smd_after,
+        "balanced": bool(result.balance.balanced), "unit": "proven reoffences per person in 12 months",
+        "headline": headline, "verdict_sentence": sentence,
+        "warnings": [str(w.message) for w in caught] + list(result.warnings),
+    }
+    return Finding(
+        contract_id=contract_id, area_code=str(cohort["area_code"].iloc[0]), measure_code="reo_frequency_12m",
+        cohort=label, method=MATCH_METHOD, estimate=result.att.estimate, ci_low=result.att.ci_low,
+        ci_high=result.att.ci_high, p_value=result.att.p_value, alpha=alpha, verdict=code,
+        parameters=json.dumps(parameters, default=float), input_hash=_input_hash(list(cohort["sha256"].unique())),
+        created_at=datetime.now(UTC),
+    )
 
 
 def synth_findings(session: Session, alpha: float) -> list[Finding]:

@@ -99,46 +99,83 @@ def monthly_credits(session: Session, contract: Contract, month: str) -> list[di
     return lines
 
 
-def pbr_lines(session: Session, contract: Contract, terms: PaymentTerms) -> tuple[list[dict], float]:
-    findings = session.exec(select(Finding).where(Finding.contract_id == contract.id,
-                                                  Finding.measure_code == "reo_binary_12m",
+def _latest_finding(session: Session, contract: Contract, measure_code: str) -> Finding | None:
+    findings = session.exec(select(Finding).where(Finding.contract_id == contract.id, Finding.measure_code == measure_code,
                                                   Finding.method.like("psm%"))).all()
-    if not findings:
-        return [{"measure": "reo_binary_12m", "amount": 0.0,
-                 "working": "no comparison-group result for this contract yet: nothing payable"}], 0.0
-    finding = max(findings, key=lambda f: f.created_at)
-    parameters = json.loads(finding.parameters)
-    matched = int(parameters.get("n_matched", 0))
-    reduction_points = -100 * finding.estimate
+    return max(findings, key=lambda f: f.created_at) if findings else None
+
+
+def _outcome_payment(finding: Finding, matched: int, price: float, requires_significance: bool, reduction: float,
+                     threshold: float, *, outcome: str, unit: str, avoided_word: str) -> tuple[float, str]:
+    """The rule both outcome payments follow: a price, then significance, then the threshold, then avoided x price."""
     avoided = -finding.estimate * matched
     avoided_low, avoided_high = -finding.ci_high * matched, -finding.ci_low * matched
-    steps = [f"cohorts {finding.cohort}: {matched} people served and matched; difference in 12-month reoffending "
+    if price <= 0:
+        return 0.0, f"the contract has no {outcome}-outcome price: nothing payable"
+    if requires_significance and not finding.ci_high < 0:
+        return 0.0, "the reduction is not statistically significant (the interval reaches zero): nothing payable"
+    if reduction < threshold:
+        return 0.0, f"the reduction of {reduction:.1f}{unit} is below the threshold of {threshold:g}{unit}: nothing payable"
+    amount = avoided * price
+    return amount, (f"{avoided_word} avoided = {-finding.estimate:.4f} x {matched} = {avoided:.1f} "
+                    f"(interval {avoided_low:.1f} to {avoided_high:.1f}); x £{price:,.0f} = £{amount:,.2f} "
+                    f"(interval £{avoided_low * price:,.0f} to £{avoided_high * price:,.0f})")
+
+
+def _binary_line(finding: Finding, terms: PaymentTerms) -> dict:
+    """Reoffenders avoided x price, when the fall in the binary rate is significant and reaches the threshold."""
+    matched = int(json.loads(finding.parameters).get("n_matched", 0))
+    first = (f"cohorts {finding.cohort}: {matched} people served and matched; difference in 12-month reoffending "
              f"{100 * finding.estimate:+.1f} points ({100 * (1 - finding.alpha):.0f}% CI {100 * finding.ci_low:+.1f} to "
-             f"{100 * finding.ci_high:+.1f})"]
-    significant = finding.ci_high < 0
-    if terms.pbr_price_per_reoffender_gbp <= 0:
-        steps.append("the contract has no payment-by-results price: nothing payable")
-        amount = 0.0
-    elif terms.pbr_requires_significance and not significant:
-        steps.append("the reduction is not statistically significant (the interval reaches zero): nothing payable")
-        amount = 0.0
-    elif reduction_points < terms.pbr_threshold_points:
-        steps.append(f"the reduction of {reduction_points:.1f} points is below the threshold of "
-                     f"{terms.pbr_threshold_points:g} points: nothing payable")
-        amount = 0.0
-    else:
-        amount = avoided * terms.pbr_price_per_reoffender_gbp
-        steps.append(f"reoffenders avoided = {-finding.estimate:.4f} x {matched} = {avoided:.1f} "
-                     f"(interval {avoided_low:.1f} to {avoided_high:.1f}); x £{terms.pbr_price_per_reoffender_gbp:,.0f} "
-                     f"= £{amount:,.2f} (interval £{avoided_low * terms.pbr_price_per_reoffender_gbp:,.0f} to "
-                     f"£{avoided_high * terms.pbr_price_per_reoffender_gbp:,.0f})")
-        if terms.pbr_cap_gbp is not None and amount > terms.pbr_cap_gbp:
-            steps.append(f"capped at £{terms.pbr_cap_gbp:,.2f}")
-            amount = terms.pbr_cap_gbp
-    return [{"measure": "reo_binary_12m", "cohorts": finding.cohort, "estimate": finding.estimate,
-             "ci_low": finding.ci_low, "ci_high": finding.ci_high, "n_matched": matched,
-             "threshold_points": terms.pbr_threshold_points, "price_gbp": terms.pbr_price_per_reoffender_gbp,
-             "amount": round(amount, 2), "working": "; ".join(steps)}], round(amount, 2)
+             f"{100 * finding.ci_high:+.1f})")
+    price = terms.pbr_price_per_reoffender_gbp
+    amount, step = _outcome_payment(finding, matched, price, terms.pbr_requires_significance, -100 * finding.estimate,
+                                    terms.pbr_threshold_points, outcome="binary", unit=" points",
+                                    avoided_word="reoffenders")
+    return {"measure": "reo_binary_12m", "outcome": "binary", "cohorts": finding.cohort, "estimate": finding.estimate,
+            "ci_low": finding.ci_low, "ci_high": finding.ci_high, "n_matched": matched,
+            "threshold_points": terms.pbr_threshold_points, "price_gbp": price,
+            "amount": round(amount, 2), "working": f"{first}; {step}"}
+
+
+def _frequency_line(finding: Finding, terms: PaymentTerms) -> dict:
+    """Reoffences avoided x price, when the fall in reoffences per person is significant and reaches the
+    threshold share of the comparison group's frequency (Peterborough: 10% for a cohort, 7.5% overall)."""
+    parameters = json.loads(finding.parameters)
+    matched = int(parameters.get("n_matched", 0))
+    comparison = float(parameters.get("comparison_rate", 0.0))
+    reduction_pct = -100 * finding.estimate / comparison if comparison > 0 else 0.0
+    first = (f"cohorts {finding.cohort}: {matched} people served and matched; reoffences per person "
+             f"{finding.estimate:+.3f} against the comparison group's {comparison:.3f} "
+             f"({100 * (1 - finding.alpha):.0f}% CI {finding.ci_low:+.3f} to {finding.ci_high:+.3f}), "
+             f"a reduction of {reduction_pct:.1f}%")
+    price = terms.pbr_frequency_price_gbp
+    amount, step = _outcome_payment(finding, matched, price, terms.pbr_requires_significance, reduction_pct,
+                                    terms.pbr_frequency_threshold_pct, outcome="frequency", unit="%",
+                                    avoided_word="reoffences")
+    return {"measure": "reo_frequency_12m", "outcome": "frequency", "cohorts": finding.cohort,
+            "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high, "n_matched": matched,
+            "comparison_frequency": comparison, "reduction_pct": round(reduction_pct, 2),
+            "threshold_pct": terms.pbr_frequency_threshold_pct, "price_gbp": price,
+            "amount": round(amount, 2), "working": f"{first}; {step}"}
+
+
+def pbr_lines(session: Session, contract: Contract, terms: PaymentTerms) -> tuple[list[dict], float]:
+    """Payment by results on the binary and the frequency outcome against the comparison group, then the cap."""
+    binary = _latest_finding(session, contract, "reo_binary_12m")
+    if binary is None:
+        return [{"measure": "reo_binary_12m", "amount": 0.0,
+                 "working": "no comparison-group result for this contract yet: nothing payable"}], 0.0
+    lines = [_binary_line(binary, terms)]
+    frequency = _latest_finding(session, contract, "reo_frequency_12m")
+    if frequency is not None:
+        lines.append(_frequency_line(frequency, terms))
+    total = sum(line["amount"] for line in lines)
+    if terms.pbr_cap_gbp is not None and total > terms.pbr_cap_gbp:
+        lines.append({"measure": "cap", "amount": round(terms.pbr_cap_gbp - total, 2),
+                      "working": f"outcome payments of £{total:,.2f} capped at £{terms.pbr_cap_gbp:,.2f}"})
+        total = terms.pbr_cap_gbp
+    return lines, round(total, 2)
 
 
 def statement(session: Session, contract_id: str, period: str) -> Statement:

@@ -344,7 +344,7 @@ def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict
     """Every problem in the file, and its parsed columns when the header was usable."""
     spec = SPECS[return_type]
     issues: list[Issue] = []
-    missing = [name for name in spec.column_names if name not in frame.columns]
+    missing = [c.name for c in spec.columns if c.name not in frame.columns and not c.optional]
     for name in missing:
         issues.append(Issue("error", 1, name, "missing_column",
                             f"column '{name}' is missing from the header row; the {return_type} template has: "
@@ -354,6 +354,9 @@ def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict
             issues.append(Issue("warning", 1, name, "unknown_column", f"column '{name}' is not in the {return_type} spec and was ignored"))
     if missing:
         return issues, None
+    absent = [c.name for c in spec.columns if c.name not in frame.columns]
+    if absent:  # optional columns of a later spec version: read as blank
+        frame = frame.assign(**{name: "" for name in absent})
     if frame.empty:
         issues.append(Issue("error", None, None, "no_rows", "the return has a header row but no data rows: "
                                                             "send the return with its records"))
@@ -419,6 +422,8 @@ def build_records(parsed: dict[str, pd.Series], return_type: str, period: str, k
         frame["treatment_days"] = (frame["treatment_start_date"] - frame["referral_date"]).dt.days.astype("Int64")
     elif return_type == "reoffending_cohort":
         frame["cohort_period"] = period
+    if "care_leaver" in frame:
+        frame["care_leaver"] = frame["care_leaver"].map({"Y": True, "N": False}).astype(object)
     for name in frame.columns:
         series = frame[name]
         if pd.api.types.is_datetime64_any_dtype(series):

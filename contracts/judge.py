@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sqlmodel import Session, select
 
+from contracts.catalogue import MEASURES_BY_CODE
+from contracts.models import Judgement, Target
 from outcomes.errors import OutcomesError
 from outcomes.proportions import wilson_interval
 from outcomes.spc import MIN_BASELINE, p_chart
@@ -103,3 +106,60 @@ def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list[str]] |
             else:
                 frame.at[index, "spc_variation"] = "common cause"
     return frame
+
+
+ROLLING_WINDOWS = {"quarter": 3, "year": 12}
+
+
+def rolling_judgements(monthly: pd.DataFrame, period: str, alpha: float,
+                       windows: dict[str, int] | None = None) -> pd.DataFrame:
+    """Judge the pooled numerator and denominator of the months to ``period`` (rolling quarter and year).
+
+    ``monthly`` holds one contract's (or many contracts') judged months: contract_id, measure_code, period,
+    numerator, denominator, target, tolerance, min_volume, direction. A window pools the months from
+    ``period - months + 1`` to ``period`` that have data; the target, tolerance and minimum volume are those
+    in force in ``period`` (after a variation the latest terms are the ones the provider is held to). The
+    verdict uses the Wilson interval of the pooled rate, so three small months that each say
+    ``insufficient volume`` can together say ``not met``. Returns one row per contract x measure x window
+    with ``window, months_with_data, first_period, last_period`` and the columns of :func:`judge_frame`.
+    """
+    windows = windows or ROLLING_WINDOWS
+    columns = ["contract_id", "measure_code", "window", "months", "months_with_data", "first_period", "last_period",
+               "numerator", "denominator", "target", "tolerance", "min_volume", "direction"]
+    if monthly.empty:
+        return pd.DataFrame(columns=[*columns, "value", "ci_low", "ci_high", "rag", "verdict", "alpha"])
+    end = pd.Period(period, "M")
+    pooled = []
+    for name, months in windows.items():
+        first = str(end - (months - 1))
+        inside = monthly[(monthly["period"] >= first) & (monthly["period"] <= period)]
+        for (contract_id, code), rows in inside.groupby(["contract_id", "measure_code"], sort=True):
+            latest = rows.sort_values("period").iloc[-1]
+            pooled.append({
+                "contract_id": contract_id, "measure_code": code, "window": name, "months": months,
+                "months_with_data": int((rows["denominator"] > 0).sum()), "first_period": first, "last_period": period,
+                "numerator": float(rows["numerator"].sum()), "denominator": float(rows["denominator"].sum()),
+                "target": float(latest["target"]), "tolerance": float(latest["tolerance"]),
+                "min_volume": int(latest["min_volume"]), "direction": latest["direction"],
+            })
+    if not pooled:
+        return pd.DataFrame(columns=[*columns, "value", "ci_low", "ci_high", "rag", "verdict", "alpha"])
+    return judge_frame(pd.DataFrame(pooled, columns=columns), alpha)
+
+
+def judged_months(session: Session, contract_ids: list[str]) -> pd.DataFrame:
+    """The stored monthly judgements of these contracts with the minimum volume and direction of the terms in force."""
+    rows = session.exec(select(Judgement).where(Judgement.contract_id.in_(contract_ids))).all()
+    frame = pd.DataFrame([j.model_dump() for j in rows])
+    if frame.empty:
+        return frame
+    targets = session.exec(select(Target).where(Target.contract_id.in_(contract_ids))).all()
+    terms = pd.DataFrame([{"contract_id": t.contract_id, "measure_code": t.measure_code,
+                           "from_period": t.valid_from.strftime("%Y-%m"),
+                           "to_period": t.valid_to.strftime("%Y-%m") if t.valid_to else "9999-12",
+                           "min_volume": t.min_volume} for t in targets])
+    merged = frame.merge(terms, on=["contract_id", "measure_code"], how="left")
+    merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
+    merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
+    merged["direction"] = merged["measure_code"].map(lambda code: MEASURES_BY_CODE[code].direction)
+    return merged.drop(columns=["from_period", "to_period"]).sort_values(["contract_id", "measure_code", "period"])

@@ -72,6 +72,10 @@ class PaymentTerms(SQLModel, table=True):
     pbr_threshold_points: float = 0.0  # no payment unless the reduction in the binary rate reaches this
     pbr_requires_significance: bool = True  # and the whole interval lies below zero
     pbr_cap_gbp: float | None = None  # most that can be paid for one set of cohorts
+    # Frequency outcome (Peterborough design): paid per reoffence avoided once the reduction in reoffences
+    # per person against the comparison group reaches this share of the comparison group's frequency.
+    pbr_frequency_price_gbp: float = 0.0
+    pbr_frequency_threshold_pct: float = 0.0
 
 
 class Measure(SQLModel, table=True):
@@ -164,6 +168,8 @@ class CrcRecord(SQLModel, table=True):
     age_band: str = Field(max_length=10)
     sex: str = Field(max_length=1)
     risk_band: str = Field(max_length=10)
+    ethnicity_group: str | None = Field(default=None, max_length=12)  # None: the return did not say
+    care_leaver: bool | None = None
 
 
 class TtgRecord(SQLModel, table=True):
@@ -256,6 +262,8 @@ class ReoffendingRecord(SQLModel, table=True):
     reoffended_12m: bool
     reoffences_12m: int
     days_to_first: int | None = None
+    ethnicity_group: str | None = Field(default=None, max_length=12)
+    care_leaver: bool | None = None
 
 
 class AggregateRecord(SQLModel, table=True):

@@ -30,6 +30,7 @@ class ColumnSpec:
     maximum: float | None = None
     description: str = ""
     pseudonymise: bool = False  # a raw person identifier: replaced by a keyed hash at load
+    optional: bool = False  # added in a later spec version: a file may leave the whole column out (read as blank)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,12 @@ _PERSON = ColumnSpec(
 )
 _SEX = ColumnSpec("sex", "str", allowed=("M", "F"), description="M or F")
 _AGE_BAND = ColumnSpec("age_band", "str", allowed=("18-20", "21-24", "25-34", "35-49", "50+"), description="Age band at start")
+# Equality monitoring (spec v2): optional columns, so returns made from the v1 template still load.
+ETHNICITY_GROUPS = ("Asian", "Black", "Mixed", "White", "Other", "Not stated")
+_ETHNICITY = ColumnSpec("ethnicity_group", "str", required=False, optional=True, allowed=ETHNICITY_GROUPS,
+                        description="Self-declared ethnic group, ONS 2021 high-level groups (blank or 'Not stated' if not known)")
+_CARE_LEAVER = ColumnSpec("care_leaver", "yn", required=False, optional=True,
+                          description="Y if the person was looked after by a local authority as a child (a care leaver), N if not, blank if not known")
 
 SPECS: dict[str, ReturnSpec] = {
     "crc_caseload": ReturnSpec(
@@ -86,6 +93,8 @@ SPECS: dict[str, ReturnSpec] = {
             _AGE_BAND,
             _SEX,
             ColumnSpec("risk_band", "str", allowed=("low", "medium", "high"), description="Risk of reoffending band"),
+            _ETHNICITY,
+            _CARE_LEAVER,
         ),
         key=("order_ref",),
         period_columns=("start_date", "end_date"),
@@ -173,6 +182,8 @@ SPECS: dict[str, ReturnSpec] = {
             ColumnSpec("reoffended_12m", "bool01", description="1 if a proven reoffence within 12 months"),
             ColumnSpec("reoffences_12m", "int", minimum=0, maximum=200, description="Number of proven reoffences within 12 months"),
             ColumnSpec("days_to_first", "int", required=False, minimum=0, maximum=366, description="Days to first proven reoffence, blank if none"),
+            _ETHNICITY,
+            _CARE_LEAVER,
         ),
         key=("person_id", "cohort_date"),
         period_columns=("cohort_date",),

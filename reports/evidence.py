@@ -9,16 +9,14 @@ contract's own figures (the commissioners' public papers apply disclosure contro
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlmodel import Session, select
 
+from contracts.benchmark import funnel
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.credits import statement
 from contracts.models import (
@@ -33,8 +31,9 @@ from contracts.models import (
 )
 from reports.charts import funnel_panels, its_chart, kpi_small_multiples
 from reports.env import environment, month_name
-from reports.errors import safe_cell
+from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES, _record_artifact, _write
+from reports.xlsx import workbook_bytes
 
 RED_MONTHS_FOR_AN_ASK = 6
 
@@ -80,6 +79,7 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
     for finding in findings:
         parameters = json.loads(finding.parameters)
         item = {"method": METHOD_NAMES.get(finding.method, finding.method), "code": finding.method,
+                "measure_code": finding.measure_code,
                 "measure": MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE else finding.measure_code,
                 "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high,
                 "p_value": finding.p_value, "verdict": finding.verdict.replace("_", " "), "parameters": parameters,
@@ -104,26 +104,16 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
 
 
 def benchmark(session: Session, contract: Contract, as_of: str) -> pd.DataFrame:
-    """Last 12 months' pooled rate of each KPI for every contract of the same service (funnel plot data)."""
-    last12 = _months_back(as_of, 12)
-    peers = [c.id for c in session.exec(select(Contract).where(Contract.service_type == contract.service_type)).all()]
-    values = session.exec(select(KpiValue).where(KpiValue.contract_id.in_(peers), KpiValue.period.in_(last12),
-                                                 KpiValue.source == "derived")).all()
-    frame = pd.DataFrame([{"contract_id": v.contract_id, "measure_code": v.measure_code, "numerator": v.numerator,
-                           "denominator": v.denominator} for v in values])
-    if frame.empty:
-        return frame
-    pooled = frame.groupby(["measure_code", "contract_id"], as_index=False)[["numerator", "denominator"]].sum()
-    pooled = pooled[pooled["denominator"] > 0]
-    pooled["rate"] = pooled["numerator"] / pooled["denominator"]
-    national = pooled.groupby("measure_code")[["numerator", "denominator"]].sum()
-    pooled["national"] = pooled["measure_code"].map(national["numerator"] / national["denominator"])
-    se = np.sqrt(pooled["national"] * (1 - pooled["national"]) / pooled["denominator"])
-    for label, z in (("95", 1.959964), ("99_8", 3.090232)):
-        pooled[f"low_{label}"] = pooled["national"] - z * se
-        pooled[f"high_{label}"] = pooled["national"] + z * se
+    """Last 12 months' pooled rate of each of the contract's KPIs for every contract measuring it (funnel plot
+    data from ``contracts.benchmark.funnel``), with this contract marked."""
+    codes = sorted(set(session.exec(select(KpiValue.measure_code).where(KpiValue.contract_id == contract.id)).all()))
+    frames = [funnel(session, code, as_of, months=12).assign(measure_code=code) for code in codes]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    pooled = pd.concat(frames, ignore_index=True)
     pooled["this_contract"] = pooled["contract_id"] == contract.id
-    pooled["outside_99_8"] = (pooled["rate"] < pooled["low_99_8"]) | (pooled["rate"] > pooled["high_99_8"])
+    pooled["outside_99_8"] = pooled["position"].str.contains("99.8%")
     return pooled
 
 
@@ -137,28 +127,22 @@ def _annex(data: dict, funnel: pd.DataFrame) -> bytes:
         "findings": pd.DataFrame([{k: v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
         "benchmark": funnel,
         "returns": pd.DataFrame([{"file": s.file_name, "period": s.period, "version": s.version, "status": s.status,
-                                  "late": s.is_late, "received_at": s.received_at.isoformat(), "sha256": s.sha256}
+                                  "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256}
                                  for s in data["submissions"]]),
     }
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, frame in sheets.items():
-            safe = frame.copy() if not frame.empty else pd.DataFrame({"note": ["no data"]})
-            for column in safe.columns:
-                if safe[column].dtype == object:
-                    safe[column] = safe[column].map(lambda v: safe_cell(v) if isinstance(v, str) else v)
-            safe.to_excel(writer, sheet_name=name, index=False)
-            writer.sheets[name].freeze_panes = "A2"
-    return buffer.getvalue()
+    return workbook_bytes(sheets)
 
 
 def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *, alpha: float,
                 code_version: str) -> dict[str, Path]:
     """Write ``pack.html``, ``pack.pdf`` and ``annex.xlsx`` under ``out/packs/<contract>/<as_of>/``."""
-    from weasyprint import HTML
-
     data = gather(session, contract_id, as_of, alpha)
     funnel = benchmark(session, data["contract"], as_of)
+    for row in (funnel[funnel["this_contract"] & (funnel["assessment"] == "worse than expected")].itertuples()
+                if not funnel.empty else []):
+        data["asks"].append(
+            f"{MEASURES_BY_CODE[row.measure_code].name}: {100 * row.rate:.1f}% over the 12 months to {as_of} against "
+            f"{100 * row.national:.1f}% across all areas, {row.position}: worse than other areas beyond chance.")
     history = data["history"]
     series = {code: frame.tail(36) for code, frame in history.groupby("measure_code")} if not history.empty else {}
     titles = {code: MEASURES_BY_CODE[code].name for code in series}
@@ -173,20 +157,20 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     folder.mkdir(parents=True, exist_ok=True)
     html = environment().get_template("evidence_pack.html").render(
         **data, charts=charts, funnel=funnel.to_dict("records") if not funnel.empty else [],
+        measure_names={code: m.name for code, m in MEASURES_BY_CODE.items()},
         code_version=code_version, generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         as_of_name=month_name(as_of), red_threshold=RED_MONTHS_FOR_AN_ASK,
     )
     paths = {"html": folder / "pack.html", "pdf": folder / "pack.pdf", "xlsx": folder / "annex.xlsx"}
-    sha = _write(paths["html"], html)
-    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["html"],
-                     sha=sha, contract_id=contract_id, area_code=data["area"].code)
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)  # it warns about SVG properties it ignores
-    pdf = HTML(string=html, base_url=str(folder)).write_pdf()
+    records = [(paths["html"], _write(paths["html"], html))]
+    pdf = pdf_bytes(html, folder)
     paths["pdf"].write_bytes(pdf)
-    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["pdf"],
-                     sha=hashlib.sha256(pdf).hexdigest(), contract_id=contract_id, area_code=data["area"].code)
+    records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
     annex = _annex(data, funnel)
     paths["xlsx"].write_bytes(annex)
-    _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=paths["xlsx"],
-                     sha=hashlib.sha256(annex).hexdigest(), contract_id=contract_id, area_code=data["area"].code)
+    records.append((paths["xlsx"], hashlib.sha256(annex).hexdigest()))
+    # Recorded last, so that a database write lock is never held while a PDF renders (parallel renderers).
+    for path, digest in records:
+        _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=path,
+                         sha=digest, contract_id=contract_id, area_code=data["area"].code)
     return paths

@@ -2,60 +2,73 @@
 
 For the police and crime commissioner's office: a headline dashboard of every contract in the area,
 what changed since last month, exceptions needing a decision, outcome effects with intervals,
-breakdowns by sex and age band (with disclosure control: this report may be published), and the
-value view. Every sentence is built from stored judgements and findings.
+breakdowns by sex, young adults, age band, ethnic group and care leaver (with disclosure control: this
+report may be published), and the value view (reoffences avoided x an assumed unit cost, with intervals). Every sentence is built from stored judgements and findings.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 from sqlmodel import Session, select
 
+from contracts.benchmark import breakdowns
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.credits import statement
-from contracts.models import Area, Contract, CrcRecord, Finding, Judgement, Provider, Submission
+from contracts.models import Area, Contract, Finding, Judgement, Provider
 from contracts.status import return_status
+from contracts.value import FREQUENCY_MEASURE, value_view
 from outcomes.proportions import wilson_interval
 from reports.env import environment, month_name
-from reports.errors import safe_cell
+from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES, _record_artifact, _write
-from reports.suppression import suppress_breakdown
+from reports.suppression import SUPPRESSED, suppress_breakdown
+from reports.xlsx import workbook_bytes
 
 WORDS = ("Green", "Amber", "Red")
 
 
-def _breakdowns(session: Session, contract_ids: list[str], period: str, alpha: float) -> list[dict]:
-    """Orders completed successfully by sex and by age band, over the 12 months to ``period``."""
-    first = str(pd.Period(period, "M") - 11)
-    rows = session.exec(select(CrcRecord.sex, CrcRecord.age_band, CrcRecord.outcome)
-                        .join(Submission, Submission.id == CrcRecord.submission_id)
-                        .where(Submission.is_current, Submission.status == "accepted",
-                               CrcRecord.contract_id.in_(contract_ids), CrcRecord.end_period >= first,
-                               CrcRecord.end_period <= period, CrcRecord.end_period == Submission.period)).all()
-    frame = pd.DataFrame(rows, columns=["sex", "age_band", "outcome"])
+BREAKDOWN_TITLES = {"sex": "Sex", "young_adult": "Young adults (18-24) and older", "age_band": "Age band",
+                    "ethnicity_group": "Ethnic group", "care_leaver": "Care leaver"}
+
+
+def _breakdowns(session: Session, contract_ids: list[str], period: str, alpha: float, threshold: int = 5) -> list[dict]:
+    """Orders completed successfully by sex, young adults, age band, ethnic group and care leaver, over the 12
+    months to ``period`` (counts from ``contracts.benchmark``), suppressed for publication.
+
+    Each table ends with its total; below it, in words, the groups whose completion rate differs from
+    everyone else's beyond chance (the interval of the ratio excludes 1), for groups that are not suppressed.
+    """
+    table = breakdowns(session, "crc_orders_completed", period, alpha=alpha, months=12, contract_ids=contract_ids)
     tables = []
-    if frame.empty:
+    if table.empty:
         return tables
-    frame["completed"] = (frame["outcome"] == "completed").astype(int)
-    for column, title in (("sex", "Sex"), ("age_band", "Age band (18-20 and 21-24 are young adults)")):
-        grouped = frame.groupby(column).agg(completed=("completed", "sum"), ended=("completed", "size")).reset_index()
-        grouped["rate"] = grouped["completed"] / grouped["ended"]
-        grouped["ci_low"], grouped["ci_high"] = wilson_interval(grouped["completed"], grouped["ended"], alpha)
+    for dimension, title in BREAKDOWN_TITLES.items():
+        groups = table[table["dimension"] == dimension].reset_index(drop=True)
+        grouped = pd.DataFrame({dimension: groups["group"], "completed": groups["numerator"].astype(int),
+                                "ended": groups["denominator"].astype(int), "rate": groups["rate"],
+                                "ci_low": groups["ci_low"], "ci_high": groups["ci_high"]})
         overall = grouped["completed"].sum() / grouped["ended"].sum()
         grouped["ratio_to_overall"] = (grouped["rate"] / overall).round(2)
-        shown = suppress_breakdown(grouped, "completed", "ended")
-        tables.append({"title": title, "column": column, "rows": shown.to_dict("records"), "overall": overall})
+        shown = suppress_breakdown(grouped, "completed", "ended", threshold)
+        # The total row publishes the margins explicitly (the whole area is not a small count).
+        completed, ended = int(grouped["completed"].sum()), int(grouped["ended"].sum())
+        low, high = wilson_interval(pd.Series([completed]), pd.Series([ended]), alpha)
+        total = {dimension: "Total", "completed": completed, "ended": ended, "rate": overall, "ci_low": float(low[0]),
+                 "ci_high": float(high[0]), "ratio_to_overall": 1.0}
+        notes = [f"{groups.at[i, 'group']}: {groups.at[i, 'reading']}" for i in shown.index
+                 if shown.at[i, "completed"] != SUPPRESSED and "excludes 1" in groups.at[i, "reading"]]
+        tables.append({"title": title, "column": dimension, "rows": shown.to_dict("records"), "total": total,
+                       "overall": overall, "notes": notes})
     return tables
 
 
-def gather(session: Session, area_code: str, period: str, alpha: float) -> dict:
+def gather(session: Session, area_code: str, period: str, alpha: float, threshold: int = 5,
+           unit_cost_gbp: float = 5000.0) -> dict:
     area = session.get(Area, area_code)
     contracts = session.exec(select(Contract).where(Contract.area_code == area_code).order_by(Contract.id)).all()
     ids = [c.id for c in contracts]
@@ -91,23 +104,25 @@ def gather(session: Session, area_code: str, period: str, alpha: float) -> dict:
     findings = []
     for finding in session.exec(select(Finding).where(Finding.contract_id.in_(ids)).order_by(Finding.contract_id)).all():
         parameters = json.loads(finding.parameters)
+        frequency = finding.measure_code == FREQUENCY_MEASURE
         findings.append({"contract_id": finding.contract_id, "method": METHOD_NAMES.get(finding.method, finding.method),
-                         "measure": MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE else "",
+                         "measure": (MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE
+                                     else "Proven reoffences per person in 12 months" if frequency else ""),
+                         "unit": "reoffences per person" if frequency else "points",
                          "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high,
                          "verdict": finding.verdict.replace("_", " "),
                          "sentence": parameters.get("verdict_sentence") or parameters.get("sentence") or ""})
     crc_ids = [c.id for c in contracts if c.service_type == "crc"]
     return {"area": area, "period": period, "alpha": alpha, "dashboard": dashboard, "totals": totals,
             "changes": changes, "exceptions": exceptions, "findings": findings,
-            "breakdowns": _breakdowns(session, crc_ids, period, alpha) if crc_ids else [],
+            "breakdowns": _breakdowns(session, crc_ids, period, alpha, threshold) if crc_ids else [],
+            "threshold": threshold, "value_view": value_view(session, unit_cost_gbp=unit_cost_gbp, area_code=area_code),
             "value_total": sum(d["value"] for d in dashboard), "credits_total": sum(d["credits"] for d in dashboard)}
 
 
 def render_monthly_report(session: Session, out_dir: Path, area_code: str, period: str, *, alpha: float,
-                          code_version: str) -> dict[str, Path]:
-    from weasyprint import HTML
-
-    data = gather(session, area_code, period, alpha)
+                          code_version: str, threshold: int = 5, unit_cost_gbp: float = 5000.0) -> dict[str, Path]:
+    data = gather(session, area_code, period, alpha, threshold, unit_cost_gbp)
     folder = out_dir / "reports" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)
     html = environment().get_template("monthly_report.html").render(
@@ -117,24 +132,18 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
     records = []
     sha = _write(paths["html"], html)
     records.append((paths["html"], sha))
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    pdf = HTML(string=html, base_url=str(folder)).write_pdf()
+    pdf = pdf_bytes(html, folder)
     paths["pdf"].write_bytes(pdf)
     records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        sheets = {"dashboard": pd.DataFrame(data["dashboard"]),
-                  "exceptions": pd.DataFrame({"exception": data["exceptions"] or ["none"]}),
-                  "changes": pd.DataFrame({"change": data["changes"] or ["none"]}),
-                  "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}])}
-        for table in data["breakdowns"]:
-            sheets[f"by_{table['column']}"] = pd.DataFrame(table["rows"])
-        for name, frame in sheets.items():
-            frame = frame.map(lambda v: safe_cell(v) if isinstance(v, str) else v)
-            frame.to_excel(writer, sheet_name=name, index=False)
-            writer.sheets[name].freeze_panes = "A2"
-    paths["xlsx"].write_bytes(buffer.getvalue())
-    records.append((paths["xlsx"], hashlib.sha256(buffer.getvalue()).hexdigest()))
+    sheets = {"dashboard": pd.DataFrame(data["dashboard"]).rename(columns={"value": "annual_value_gbp"}),
+              "exceptions": pd.DataFrame({"exception": data["exceptions"] or ["none"]}),
+              "changes": pd.DataFrame({"change": data["changes"] or ["none"]}),
+              "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}])}
+    for table in data["breakdowns"]:
+        sheets[f"by_{table['column']}"] = pd.DataFrame([*table["rows"], table["total"]])
+    workbook = workbook_bytes(sheets)
+    paths["xlsx"].write_bytes(workbook)
+    records.append((paths["xlsx"], hashlib.sha256(workbook).hexdigest()))
     for path, digest in records:
         _record_artifact(session, kind="monthly_report", audience="commissioner", period=period, path=path,
                          sha=digest, area_code=area_code)

@@ -15,8 +15,11 @@ from contracts.catalogue import MEASURES_BY_CODE
 from contracts.models import Area, Artifact, Contract, Finding, Judgement, Provider, Submission
 from reports.charts import kpi_small_multiples
 from reports.env import environment, month_name
+from reports.pdf import pdf_bytes
+from reports.xlsx import workbook_bytes
 
 log = logging.getLogger(__name__)
+CHART_MONTHS = 12  # months on the trend chart and in each KPI's drill-down table (the XLSX holds all)
 
 
 def _write(path: Path, text: str) -> str:
@@ -30,6 +33,11 @@ def _write(path: Path, text: str) -> str:
 
 def _record_artifact(session: Session, *, kind: str, audience: str, period: str, path: Path, sha: str,
                      contract_id: str | None = None, area_code: str | None = None) -> None:
+    existing = session.exec(select(Artifact).where(Artifact.path == str(path))).all()
+    same = (kind, audience, period, contract_id, area_code, sha)
+    if len(existing) == 1 and (existing[0].kind, existing[0].audience, existing[0].period, existing[0].contract_id,
+                               existing[0].area_code, existing[0].sha256) == same:
+        return  # the same document written again: keep its record and first creation time (reruns change nothing)
     session.execute(delete(Artifact).where(Artifact.path == str(path)))
     session.add(Artifact(kind=kind, audience=audience, period=period, contract_id=contract_id, area_code=area_code,
                          path=str(path), sha256=sha, created_at=datetime.now(UTC)))
@@ -48,8 +56,14 @@ def scorecard_path(out_dir: Path, contract_id: str, period: str) -> Path:
 
 
 def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: str, *, alpha: float,
-                     code_version: str, history: pd.DataFrame | None = None) -> Path:
-    """Write one contract's scorecard for ``period`` and record it as an artifact."""
+                     code_version: str, history: pd.DataFrame | None = None,
+                     formats: tuple[str, ...] = ("html", "pdf", "xlsx")) -> Path:
+    """Write one contract's scorecard for ``period`` (HTML, and unless ``formats`` is ``("html",)`` its PDF and
+    XLSX beside it) and record each file as an artifact; returns the HTML path.
+
+    The HTML and PDF carry a drill-down table per KPI (the judged months behind the chart and the figures)
+    and the submissions used; the XLSX holds the whole judged history.
+    """
     contract = session.get(Contract, contract_id)
     provider = session.get(Provider, contract.provider_id)
     area = session.get(Area, contract.area_code)
@@ -60,7 +74,7 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     for code, frame in (history.groupby("measure_code", sort=False) if not history.empty else []):
         measure = MEASURES_BY_CODE[code]
         titles[code] = measure.name
-        series[code] = frame.tail(36)
+        series[code] = frame.tail(CHART_MONTHS)
         current = frame[frame["period"] == period]
         last12 = frame[frame["period"] > _months_before(period, 12)]
         as_of = period
@@ -95,18 +109,49 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     used = [s for s in submissions if s.is_current and s.status == "accepted"]
     evidence = [_finding_row(f) for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
                                                       .order_by(Finding.method)).all()]
-    chart = kpi_small_multiples(series, titles) if series else "<p>No KPI values yet.</p>"
+    chart = kpi_small_multiples(series, titles, alpha) if series else "<p>No KPI values yet.</p>"
+    drill = [{"code": code, "name": titles[code], "months": frame.sort_values("period", ascending=False).to_dict("records")}
+             for code, frame in series.items()]
     html = environment().get_template("scorecard.html").render(
         contract=contract, provider=provider, area=area, period=period, rows=rows, headline=headline,
-        chart=chart, history=history.sort_values(["period", "measure_code"]).to_dict("records") if not history.empty else [],
+        chart=chart, drill=drill, chart_months=CHART_MONTHS,
         submissions=submissions, used=used, alpha=alpha, code_version=code_version, evidence=evidence,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
     path = scorecard_path(out_dir, contract_id, period)
     sha = _write(path, html)
-    _record_artifact(session, kind="scorecard", audience="contract_manager", period=period, path=path, sha=sha,
-                     contract_id=contract_id, area_code=area.code)
+    written = [(path, sha)]
+    if "pdf" in formats:
+        written.append(_write_bytes(path.with_suffix(".pdf"), pdf_bytes(html, path.parent)))
+    if "xlsx" in formats:
+        judged_months = history.copy() if not history.empty else history
+        if not judged_months.empty:
+            judged_months = judged_months.drop(columns=[c for c in ("id",) if c in judged_months.columns])
+        workbook = workbook_bytes({
+            "contract": pd.DataFrame([{"contract_id": contract.id, "contract": contract.name, "provider": provider.name,
+                                       "area_code": area.code, "area": area.name, "period": period, "alpha": alpha,
+                                       "code_version": code_version}]),
+            "kpis": pd.DataFrame(rows).rename(columns={"red_last_12": "red_months_in_last_12"}),
+            "judged_months": judged_months,
+            "submissions": pd.DataFrame([{"file": s.file_name, "return_type": s.return_type, "period": s.period,
+                                          "version": s.version, "received_at": s.received_at, "late": s.is_late,
+                                          "status": s.status, "current": s.is_current, "used": s in used,
+                                          "rows": s.rows, "errors": s.errors, "sha256": s.sha256} for s in submissions]),
+            "outcome_evidence": pd.DataFrame(evidence),
+        })
+        written.append(_write_bytes(path.with_suffix(".xlsx"), workbook))
+    for target, digest in written:
+        _record_artifact(session, kind="scorecard", audience="contract_manager", period=period, path=target, sha=digest,
+                         contract_id=contract_id, area_code=area.code)
     return path
+
+
+def _write_bytes(path: Path, data: bytes) -> tuple[Path, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".part")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+    return path, hashlib.sha256(data).hexdigest()
 
 
 METHOD_NAMES = {
@@ -138,26 +183,48 @@ def _months_before(period: str, months: int) -> str:
     return stamp.strftime("%Y-%m")
 
 
+FORMAT_ORDER = {"html": 0, "pdf": 1, "xlsx": 2}
+
+
 def _document_links(session: Session, out_dir: Path, period: str) -> dict:
-    """Relative links from ``out/index.html`` to each area's monthly report and each contract's latest pack."""
-    reports: dict[str, list[tuple[str, str]]] = {}
-    packs: dict[str, list[tuple[str, str]]] = {}
-    artifacts = session.exec(select(Artifact).where(Artifact.kind.in_(["monthly_report", "evidence_pack"]),
+    """Relative links from ``out/index.html`` to every document of ``period``: each area's monthly report, each
+    contract's scorecard and its latest evidence pack (HTML, PDF, XLSX), only for files that exist."""
+    found: dict = {"reports": {}, "scorecards": {}, "packs": {}, "pack_period": {}}
+    artifacts = session.exec(select(Artifact).where(Artifact.kind.in_(["monthly_report", "evidence_pack", "scorecard"]),
                                                     Artifact.period <= period).order_by(Artifact.period)).all()
-    latest_pack: dict[str, str] = {}
-    for artifact in artifacts:
-        if artifact.kind == "evidence_pack":
-            latest_pack[artifact.contract_id] = artifact.period
+    latest_pack = {a.contract_id: a.period for a in artifacts if a.kind == "evidence_pack"}
     for artifact in artifacts:
         path = Path(artifact.path)
         if not path.is_relative_to(out_dir) or not path.exists():
             continue
-        link = (path.suffix[1:].upper(), str(path.relative_to(out_dir)))
+        link = (path.suffix[1:].upper(), path.relative_to(out_dir).as_posix())
         if artifact.kind == "monthly_report" and artifact.period == period:
-            reports.setdefault(artifact.area_code, []).append(link)
+            found["reports"].setdefault(artifact.area_code, []).append(link)
+        elif artifact.kind == "scorecard" and artifact.period == period:
+            found["scorecards"].setdefault(artifact.contract_id, []).append(link)
         elif artifact.kind == "evidence_pack" and artifact.period == latest_pack.get(artifact.contract_id):
-            packs.setdefault(artifact.contract_id, []).append(link)
-    return {"reports": reports, "packs": packs}
+            found["packs"].setdefault(artifact.contract_id, []).append(link)
+            found["pack_period"][artifact.contract_id] = artifact.period
+    for name in ("reports", "scorecards", "packs"):
+        for key, links in found[name].items():
+            found[name][key] = sorted(set(links), key=lambda item: FORMAT_ORDER.get(item[0].lower(), 9))
+    return found
+
+
+def _index_pages(out_dir: Path, period: str) -> list[tuple[str, str]]:
+    """Other periods' index pages beside ``out/index.html`` (``index-YYYY-MM.html``), newest first."""
+    pages = {p.stem.removeprefix("index-") for p in out_dir.glob("index-????-??.html")} | {period}
+    return [(month, f"index-{month}.html") for month in sorted(pages, reverse=True)]
+
+
+def _data_quality_links(out_dir: Path, period: str) -> list[tuple[str, str, str]]:
+    """Error reports of rejected returns up to ``period``: (file, HTML link, CSV link)."""
+    links = []
+    for html in sorted((out_dir / "data-quality").glob("*/*.errors.html")):
+        if html.parent.name <= period:
+            name = html.name.removesuffix(".errors.html")
+            links.append((name, html.relative_to(out_dir).as_posix(), html.with_name(f"{name}.errors.csv").relative_to(out_dir).as_posix()))
+    return links
 
 
 def render_index(session: Session, out_dir: Path, period: str, *, code_version: str) -> Path:
@@ -171,8 +238,7 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
     for contract in contracts:
         mine = current[current["contract_id"] == contract.id] if not current.empty else current
         entry = {"id": contract.id, "name": contract.name, "area_code": contract.area_code,
-                 "provider_name": providers[contract.provider_id],
-                 "href": str(scorecard_path(Path("."), contract.id, period))}
+                 "provider_name": providers[contract.provider_id]}
         for word in totals:
             entry[word] = int((mine["rag"] == word).sum()) if not mine.empty else 0
             totals[word] += entry[word]
@@ -180,15 +246,25 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
     documents = _document_links(session, out_dir, period)
     for entry in listed:
         entry["pack"] = documents["packs"].get(entry["id"], [])
+        entry["pack_period"] = documents["pack_period"].get(entry["id"], "")
+        entry["scorecard"] = documents["scorecards"].get(entry["id"], [])
     subs = session.exec(select(Submission).where(Submission.period <= period)).all()
     summary = {"accepted": sum(s.status == "accepted" for s in subs), "rejected": sum(s.status == "rejected" for s in subs),
                "late": sum(bool(s.is_late) for s in subs)}
     html = environment().get_template("index.html").render(
         areas=[a for a in areas if any(c["area_code"] == a.code for c in listed)], contracts=listed, totals=totals,
         period=period, submissions=summary, code_version=code_version, reports=documents["reports"],
+        periods=_index_pages(out_dir, period), data_quality=_data_quality_links(out_dir, period),
+        specs=(out_dir / "specs" / "index.html").exists(),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
+    # The site is out/ itself: index.html is the latest period rendered, index-YYYY-MM.html each period, all
+    # in one folder so that every link is relative and works from the file system or any static server.
+    dated = out_dir / f"index-{period}.html"
+    _record_artifact(session, kind="index", audience="all", period=period, path=dated, sha=_write(dated, html))
     path = out_dir / "index.html"
-    sha = _write(path, html)
-    _record_artifact(session, kind="index", audience="all", period=period, path=path, sha=sha)
+    latest = max(month for month, _ in _index_pages(out_dir, period))
+    if period >= latest or not path.exists():
+        sha = _write(path, html)
+        _record_artifact(session, kind="index", audience="all", period=period, path=path, sha=sha)
     return path

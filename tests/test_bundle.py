@@ -30,7 +30,7 @@ def test_bundle_is_the_providers_own_scorecards(demo_home, tmp_path):
     with zipfile.ZipFile(bundle["zip"]) as archive:
         names = sorted(archive.namelist())
         text = "".join(archive.read(name).decode("utf-8", "replace") for name in names)
-    assert names == sorted(f"{c}_scorecard.html" for c in own)
+    assert names == sorted(f"{c}_scorecard.{kind}" for c in own for kind in ("html", "pdf", "xlsx"))
     assert "Gateway Resettlement Partnership" in text
     assert not any(name in text for name in others)
     missing = CliRunner().invoke(cli, ["bundle", "--home", str(home), "--provider", "nobody", "--period", "2025-12"])

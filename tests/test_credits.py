@@ -88,7 +88,39 @@ def test_payment_by_results(settings, estimate, low, high, cap, expected, words)
     with session_scope(settings) as session:
         result = statement(session, CRC, "2024-06").to_dict()
     assert result["pbr"]["total"] == expected
-    assert words in result["pbr"]["lines"][0]["working"]
+    assert words in " ".join(line["working"] for line in result["pbr"]["lines"])
+
+
+def _frequency_finding(session, estimate, low, high, comparison, matched=1000):
+    session.add(Finding(contract_id=CRC, area_code="E23000005", measure_code="reo_frequency_12m", cohort="2023-01 to 2023-04",
+                        method="psm_nn_1to5_replacement", estimate=estimate, ci_low=low, ci_high=high, p_value=0.01,
+                        alpha=0.05, verdict="reduction",
+                        parameters=json.dumps({"n_matched": matched, "comparison_rate": comparison}),
+                        input_hash="y", created_at=datetime.now(UTC)))
+
+
+@pytest.mark.parametrize("estimate, low, high, expected, words", [
+    # Peterborough-style: 12% fewer reoffences than the comparison group's 1.5 each, threshold 10%:
+    # 0.18 x 1000 = 180 reoffences avoided x £800 = £144,000.
+    (-0.18, -0.27, -0.09, 144_000, "reoffences avoided = 0.1800 x 1000 = 180.0"),
+    # 8% fewer (0.12 of 1.5): significant but under the 10% trigger.
+    (-0.12, -0.2, -0.04, 0, "the reduction of 8.0% is below the threshold of 10%"),
+    # 12% fewer but the interval reaches zero.
+    (-0.18, -0.4, 0.04, 0, "not statistically significant"),
+])
+def test_payment_by_results_on_frequency(settings, estimate, low, high, expected, words):
+    with session_scope(settings) as session:
+        terms = session.exec(select(PaymentTerms).where(PaymentTerms.contract_id == CRC)).one()
+        terms.pbr_price_per_reoffender_gbp = 0.0  # only the frequency outcome pays here
+        terms.pbr_frequency_price_gbp, terms.pbr_frequency_threshold_pct = 800.0, 10.0
+        _finding(session, -0.06, -0.09, -0.03)
+        _frequency_finding(session, estimate, low, high, comparison=1.5)
+    with session_scope(settings) as session:
+        result = statement(session, CRC, "2024-06").to_dict()
+    frequency = next(line for line in result["pbr"]["lines"] if line["measure"] == "reo_frequency_12m")
+    assert frequency["amount"] == expected and result["pbr"]["total"] == expected
+    assert words in frequency["working"]
+    assert "no binary-outcome price" in result["pbr"]["lines"][0]["working"]
 
 
 def test_renegotiated_terms_apply_from_their_date(settings):

@@ -40,7 +40,8 @@ def test_manifest_shape_and_contents(tmp_path):
     (its,) = truth["its_effects"]
     assert its == {"contract_id": "CRC-E23000005", "measure": "crc_plan_15wd", "intervention": "2024-07",
                    "level_change": 0.08, "slope_change": 0.0}
-    assert truth["reoffending_effects"] == [{"contract_id": "CRC-E23000014", "att": -0.05}]
+    assert truth["reoffending_effects"] == [{"contract_id": "CRC-E23000014", "att": -0.05, "frequency_att": -0.19}]
+    assert truth["breakdown_effects"] == [{"measure": "crc_orders_completed", "group": "care_leaver", "difference": -0.1}]
     assert truth["synth_effects"][0]["area_code"] == "E23000010"
     assert truth["failing_contracts"] and all(c.startswith("TTG-") for c in truth["failing_contracts"])
     assert len(truth["late_returns"]) == 4 and len(truth["malformed_files"]) == 3

@@ -152,7 +152,8 @@ def test_reoffending_effect_is_recovered_and_the_naive_comparison_is_not(demo_se
 
     (effect,) = demo_summary["reoffending_effects"]
     with session_scope(demo_settings) as session:
-        findings = {f.contract_id: f for f in session.exec(select(Finding).where(Finding.method == "psm_nn_1to5_replacement")).all()}
+        findings = {f.contract_id: f for f in session.exec(select(Finding).where(Finding.method == "psm_nn_1to5_replacement",
+                                                                           Finding.measure_code == "reo_binary_12m")).all()}
     found = findings[effect["contract_id"]]
     assert found.ci_low < effect["att"] < found.ci_high, (found.estimate, found.ci_low, found.ci_high)
     assert found.estimate < parameters_naive(found) - 0.05, "matching removes most of the selection bias"

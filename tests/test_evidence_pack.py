@@ -86,3 +86,20 @@ def test_unknown_contract_and_bad_month(pack):
     assert bad.exit_code == 2 and "no contract 'NOPE'" in bad.output
     month = runner.invoke(cli, ["pack", "--home", str(home), "--contract", CONTRACT, "--as-of", "2025-13"])
     assert month.exit_code == 2 and "YYYY-MM" in month.output
+
+
+def test_failing_providers_pack_asks_from_the_funnel(pack, demo_summary):
+    home, _paths = pack
+    contract_id = demo_summary["failing_contracts"][0]
+    result = CliRunner().invoke(cli, ["pack", "--home", str(home), "--contract", contract_id, "--as-of", AS_OF, "--json"])
+    assert result.exit_code == 0, result.output
+    paths = json.loads(result.output)
+    flat = " ".join(subprocess.run(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
+    from contracts.benchmark import funnel
+
+    with session_scope(get_settings(home)) as session:
+        row = funnel(session, demo_summary["failing_measure"], AS_OF).set_index("contract_id").loc[contract_id]
+    assert row["assessment"] == "worse than expected"
+    assert (f"Settled accommodation on the first night: {100 * row['rate']:.1f}% over the 12 months to {AS_OF} against "
+            f"{100 * row['national']:.1f}% across all areas, below the 99.8% limits: worse than other areas beyond chance") in flat
+    assert "This contract against every area, last 12 months" in flat

@@ -9,6 +9,7 @@ import subprocess
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from sqlmodel import select
 
 from cjmonitor.cli import cli
 from reports.suppression import SUPPRESSED, suppress_breakdown, suppress_row
@@ -50,6 +51,34 @@ def test_report_names_the_failing_provider_as_an_exception(report, demo_summary)
     by_sex = sheets["by_sex"]
     numeric = by_sex[by_sex["completed"] != SUPPRESSED]
     assert (pd.to_numeric(numeric["completed"]) >= 5).all(), "no small count is published"
+
+
+def test_report_breakdowns_and_value_view_match_the_analysts_view(report):
+    from cjmonitor.db import session_scope
+    from cjmonitor.settings import get_settings
+    from contracts.benchmark import breakdowns
+    from contracts.models import Contract
+    from contracts.value import value_view
+
+    home, paths = report
+    sheets = pd.read_excel(paths["xlsx"], sheet_name=None)
+    assert {"by_young_adult", "by_ethnicity_group", "by_care_leaver"} <= set(sheets)
+    settings = get_settings(home)
+    with session_scope(settings) as session:
+        crc = [c.id for c in session.exec(select(Contract).where(Contract.area_code == AREA, Contract.service_type == "crc")).all()]
+        table = breakdowns(session, "crc_orders_completed", PERIOD, alpha=settings.alpha, contract_ids=crc)
+        value = value_view(session, unit_cost_gbp=settings.reoffence_unit_cost_gbp, area_code=AREA)
+    leavers = sheets["by_care_leaver"].set_index("care_leaver")
+    expected = table[(table["dimension"] == "care_leaver")].set_index("group")
+    for group in ("Care leaver", "Not a care leaver"):
+        if leavers.at[group, "completed"] != SUPPRESSED:
+            assert float(leavers.at[group, "completed"]) == expected.at[group, "numerator"]
+            assert float(leavers.at[group, "ended"]) == expected.at[group, "denominator"]
+    assert float(leavers.at["Total", "ended"]) == expected["denominator"].sum()
+    text = " ".join(subprocess.run(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
+    assert "by ethnic group" in text and "by care leaver" in text and "young adults (18-24)" in text
+    assert value["lines"] and "Reoffences avoided (an estimate)" in text
+    assert f"among {value['lines'][0]['n_matched']} people served" in text
 
 
 def test_report_bad_input(report):

@@ -89,3 +89,20 @@ def test_full_pipeline_on_postgres_matches_sqlite(postgres_url, tmp_path):
     again = pipeline.run_all(pg, "2024-12")
     assert again["ingest"]["accepted"] == 0 and again["ingest"]["duplicate"] == len(world.files)
     pd.testing.assert_frame_equal(_kpis(pg), _kpis(lite), check_exact=False, rtol=1e-12)
+    # Breakdowns (named SQL with CASE in GROUP BY, boolean flags) and funnel data agree across the two databases.
+    from contracts.benchmark import breakdowns, funnel
+
+    for measure in ("crc_orders_completed", "reo_binary_12m"):
+        with session_scope(pg) as session:
+            on_pg = breakdowns(session, measure, "2024-12", alpha=0.05)
+        with session_scope(lite) as session:
+            on_lite = breakdowns(session, measure, "2024-12", alpha=0.05)
+        assert not on_pg.empty and set(on_pg["dimension"]) == {"sex", "age_band", "young_adult", "ethnicity_group", "care_leaver"}
+        key = ["dimension", "group"]
+        pd.testing.assert_frame_equal(on_pg.sort_values(key).reset_index(drop=True),
+                                      on_lite.sort_values(key).reset_index(drop=True), check_exact=False, rtol=1e-12)
+    with session_scope(pg) as session:
+        pg_funnel = funnel(session, "ttg_settled_accommodation", "2024-12")
+    with session_scope(lite) as session:
+        lite_funnel = funnel(session, "ttg_settled_accommodation", "2024-12")
+    pd.testing.assert_frame_equal(pg_funnel, lite_funnel, check_exact=False, rtol=1e-12)

@@ -1,0 +1,125 @@
+"""Every document of a period, rendered across processes: scorecards, evidence packs, monthly reports, the index.
+
+Each document is one task with its own database session in a worker process (``ProcessPoolExecutor``);
+a task writes its files and records them as artifacts in a short transaction at the end (no write lock is
+held while a PDF renders, so SQLite's single writer is not a bottleneck). The index is written last, by
+the parent, once every document it links exists. Contract and area lists come from the database, so
+``render_documents`` covers the whole world whatever its size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from cjmonitor.settings import Settings
+
+log = logging.getLogger(__name__)
+KINDS = ("scorecard", "evidence_pack", "monthly_report")
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What was written: paths per kind, wall and CPU seconds per task, the wall time and the number of processes."""
+
+    period: str
+    documents: dict[str, list[str]] = field(default_factory=dict)
+    task_seconds: dict[str, list[float]] = field(default_factory=dict)
+    task_cpu_seconds: dict[str, list[float]] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    workers: int = 1
+    index: str = ""
+
+    def files(self) -> int:
+        return sum(len(paths) for paths in self.documents.values())
+
+    def to_dict(self) -> dict:
+        return {"period": self.period, "documents": self.documents, "files": self.files(), "workers": self.workers,
+                "wall_seconds": round(self.wall_seconds, 2), "index": self.index,
+                "task_seconds": {k: round(sum(v), 2) for k, v in self.task_seconds.items()},
+                "task_cpu_seconds": {k: round(sum(v), 2) for k, v in self.task_cpu_seconds.items()}}
+
+
+def _worker_start() -> None:
+    # A forked worker must not reuse the parent's pooled database connections.
+    from cjmonitor.db import dispose_engines
+
+    dispose_engines()
+
+
+def render_one(settings: Settings, kind: str, key: str, period: str,
+               formats: tuple[str, ...] = ("html", "pdf", "xlsx")) -> tuple[str, list[str], float, float]:
+    """Render one document (``kind`` of contract or area ``key``) in its own session; returns its kind, its files,
+    and the wall and CPU seconds it took (CPU time does not depend on what else the machine is doing)."""
+    from cjmonitor.db import session_scope
+    from cjmonitor.pipeline import code_version
+
+    started, cpu = time.perf_counter(), time.process_time()
+    version = code_version()
+    with session_scope(settings) as session:
+        if kind == "scorecard":
+            from reports.scorecard import render_scorecard
+
+            html = render_scorecard(session, settings.out_dir, key, period, alpha=settings.alpha, code_version=version,
+                                    formats=formats)
+            paths = [str(html.with_suffix(f".{f}")) for f in formats]
+        elif kind == "evidence_pack":
+            from reports.evidence import render_pack
+
+            paths = [str(p) for p in render_pack(session, settings.out_dir, key, period, alpha=settings.alpha,
+                                                 code_version=version).values()]
+        elif kind == "monthly_report":
+            from reports.monthly_report import render_monthly_report
+
+            paths = [str(p) for p in render_monthly_report(session, settings.out_dir, key, period, alpha=settings.alpha,
+                                                           code_version=version,
+                                                           threshold=settings.suppression_threshold,
+                                                           unit_cost_gbp=settings.reoffence_unit_cost_gbp).values()]
+        else:
+            raise ValueError(f"unknown document kind {kind!r}: one of {', '.join(KINDS)}")
+    return kind, paths, time.perf_counter() - started, time.process_time() - cpu
+
+
+def render_documents(settings: Settings, period: str | None = None, *, kinds: tuple[str, ...] = KINDS,
+                     workers: int | None = None, contracts: list[str] | None = None,
+                     areas: list[str] | None = None) -> RenderResult:
+    """Render ``kinds`` for every (or the named) contract and area for ``period``, then the index.
+
+    ``workers``: processes to use (default: the machine's cores; 1 renders in this process, serially).
+    """
+    from cjmonitor import pipeline
+
+    period = period or pipeline.latest_period(settings)
+    contracts = contracts if contracts is not None else pipeline.contract_ids(settings)
+    areas = areas if areas is not None else pipeline.area_codes(settings)
+    tasks = [(kind, key) for kind in kinds for key in (areas if kind == "monthly_report" else contracts)]
+    workers = max(1, workers or os.cpu_count() or 1)
+    documents: dict[str, list[str]] = {kind: [] for kind in kinds}
+    seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    started = time.perf_counter()
+    if workers == 1:
+        for kind, key in tasks:
+            _kind, paths, took, used = render_one(settings, kind, key, period)
+            documents[kind] += paths
+            seconds[kind].append(took)
+            cpu[kind].append(used)
+    else:
+        from cjmonitor.db import dispose_engines
+
+        dispose_engines()  # no pooled connection is inherited by the forked workers
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start) as pool:
+            futures = {pool.submit(render_one, settings, kind, key, period): (kind, key) for kind, key in tasks}
+            for future in as_completed(futures):
+                kind, paths, took, used = future.result()
+                documents[kind] += paths
+                seconds[kind].append(took)
+                cpu[kind].append(used)
+    index = pipeline.render_index_only(settings, period)
+    wall = time.perf_counter() - started
+    log.info("rendered %d documents for %s in %.1f s with %d processes", sum(map(len, documents.values())), period, wall, workers)
+    return RenderResult(period=period, documents={k: sorted(v) for k, v in documents.items()}, task_seconds=seconds,
+                        task_cpu_seconds=cpu, wall_seconds=wall, workers=workers, index=index)

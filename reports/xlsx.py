@@ -1,0 +1,134 @@
+"""The one XLSX writer for every document (scorecard, evidence pack annex, monthly report).
+
+Cells keep their types: numbers are numbers with a number format, rates are fractions shown as
+percentages, dates and times are Excel dates, months (``YYYY-MM``) are first-of-month dates shown as
+``yyyy-mm``. Each sheet has a bold frozen header row and an autofilter over its table. Text that a
+spreadsheet would run as a formula (starting ``=``, ``+``, ``-``, ``@``, tab or carriage return) is
+written as inert text with a leading apostrophe (OWASP "CSV injection"), and every text cell is stored
+with the string data type, so nothing in a workbook is ever a formula.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from reports.errors import safe_cell
+
+PERCENT_FORMAT = "0.0%"
+INTEGER_FORMAT = "#,##0"
+DECIMAL_FORMAT = "#,##0.000"
+MONEY_FORMAT = "£#,##0.00"
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+MONTH_FORMAT = "yyyy-mm"
+
+# Columns holding fractions (0.72 = 72%) unless a caller says otherwise.
+PERCENT_COLUMNS = frozenset({
+    "value", "target", "ci_low", "ci_high", "rate", "pooled_value", "latest_value", "national", "low_95", "high_95",
+    "low_99_8", "high_99_8", "overall", "tolerance", "estimate",
+})
+MONEY_COLUMNS = frozenset({"due", "credits", "value_gbp", "annual_value_gbp", "amount", "fee", "credits_due", "annual_value"})
+MONTH_COLUMNS = frozenset({"period", "month", "latest_period", "as_of", "effective_month"})
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+def _sheet_title(name: str, used: set[str]) -> str:
+    title = _NAME_FORBIDDEN.sub("_", name)[:31] or "sheet"
+    base, n = title, 2
+    while title.lower() in used:
+        suffix = f"_{n}"
+        title, n = base[: 31 - len(suffix)] + suffix, n + 1
+    used.add(title.lower())
+    return title
+
+
+def _cell_value(value, column: str, percent: Iterable[str], money: Iterable[str]):
+    """The value to store and its number format (None for text or general)."""
+    if value is None or value is pd.NaT:
+        return None, None
+    if isinstance(value, (float, np.floating)) and math.isnan(float(value)):
+        return None, None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value), None
+    if isinstance(value, (int, np.integer)):
+        fmt = MONEY_FORMAT if column in money else INTEGER_FORMAT
+        return int(value), fmt
+    if isinstance(value, (float, np.floating)):
+        if column in percent:
+            return float(value), PERCENT_FORMAT
+        if column in money:
+            return float(value), MONEY_FORMAT
+        return float(value), INTEGER_FORMAT if float(value).is_integer() else DECIMAL_FORMAT
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None), DATETIME_FORMAT
+    if isinstance(value, date):
+        return value, DATE_FORMAT
+    if isinstance(value, pd.Period):
+        return value.to_timestamp().date(), MONTH_FORMAT
+    text = str(value)
+    if column in MONTH_COLUMNS and _MONTH.match(text):
+        return date(int(text[:4]), int(text[5:7]), 1), MONTH_FORMAT
+    return safe_cell(text), "@"
+
+
+def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str] = (), money: Iterable[str] = (),
+                   not_percent: Iterable[str] = ()) -> bytes:
+    """Write ``{sheet name: frame}`` as one XLSX workbook and return its bytes.
+
+    ``percent`` and ``money`` add column names to the defaults (``PERCENT_COLUMNS``, ``MONEY_COLUMNS``);
+    ``not_percent`` removes names from the percentage defaults (e.g. an ``estimate`` in points).
+
+    Examples
+    --------
+    >>> data = workbook_bytes({"kpis": pd.DataFrame({"measure": ["=cmd"], "value": [0.5]})})
+    >>> data[:2] == b"PK"
+    True
+    """
+    percent_columns = (PERCENT_COLUMNS | set(percent)) - set(not_percent)
+    money_columns = MONEY_COLUMNS | set(money)
+    book = Workbook()
+    book.remove(book.active)
+    used: set[str] = set()
+    header_font = Font(bold=True)
+    header_fill = PatternFill("solid", fgColor="F3F2F1")
+    for name, frame in sheets.items():
+        sheet = book.create_sheet(_sheet_title(name, used))
+        if frame is None or frame.empty:
+            frame = pd.DataFrame({"note": ["no data"]})
+        columns = [str(c) for c in frame.columns]
+        for j, column in enumerate(columns, start=1):
+            cell = sheet.cell(row=1, column=j)
+            cell.value = safe_cell(column)
+            cell.data_type = "s"
+            cell.font, cell.fill = header_font, header_fill
+        widths = [len(c) for c in columns]
+        for i, row in enumerate(frame.itertuples(index=False, name=None), start=2):
+            for j, (column, raw) in enumerate(zip(columns, row, strict=True), start=1):
+                value, fmt = _cell_value(raw, column, percent_columns, money_columns)
+                cell = sheet.cell(row=i, column=j)
+                cell.value = value
+                if fmt == "@":
+                    cell.data_type = "s"  # text stays text: never a formula, whatever it starts with
+                elif fmt:
+                    cell.number_format = fmt
+                widths[j - 1] = max(widths[j - 1], min(len(str(value)) if value is not None else 0, 60))
+        for j, width in enumerate(widths, start=1):
+            sheet.column_dimensions[get_column_letter(j)].width = max(8, width + 2)
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(frame) + 1}"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
