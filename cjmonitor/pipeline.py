@@ -486,13 +486,10 @@ def area_codes(settings: Settings) -> list[str]:
 
 
 def render_index_only(settings: Settings, period: str) -> str:
-    """The front page for ``period``; a backfill of an earlier month leaves the latest month's index alone."""
+    """The front page for ``period`` (reports.scorecard.render_index keeps ``index.html`` on the latest month
+    when ``period`` is a backfill of an earlier one, and writes that month's ``index-YYYY-MM.html``)."""
     from reports.scorecard import render_index
 
-    latest = latest_period(settings)
-    if period < latest:
-        log.info("index.html keeps showing %s: %s is a backfill", latest, period)
-        return str(settings.out_dir / "index.html")
     with session_scope(settings) as session, keep_creation_times(session, Artifact):
         return str(render_index(session, settings.out_dir, period, code_version=code_version()))
 
