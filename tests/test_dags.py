@@ -78,10 +78,11 @@ def test_monthly_dag_run_does_the_whole_job(airflow_db, tmp_path, monkeypatch):
     assert sum(s.status == "accepted" for s in submissions) == len(world.files) - 3
     assert sum(s.status == "rejected" for s in submissions) == 3
     assert len({(j.contract_id, j.measure_code) for j in judgements}) >= 20 * 3
-    assert len(artifacts) == len(world.contracts)
+    assert sorted(a.path.rsplit(".", 1)[1] for a in artifacts) == sorted(["html", "pdf", "xlsx"] * len(world.contracts))
     assert (settings.out_dir / "index.html").exists()
     for artifact in artifacts:
-        assert (settings.out_dir / "scorecards" / "2024-12" / f"{artifact.contract_id}.html").exists()
+        suffix = artifact.path.rsplit(".", 1)[1]
+        assert (settings.out_dir / "scorecards" / "2024-12" / f"{artifact.contract_id}.{suffix}").exists()
 
 
 def test_returns_dag_loads_publishes_and_names_late_providers(airflow_db, tmp_path, monkeypatch):
