@@ -98,7 +98,7 @@ def test_person_identifiers_never_reach_the_database(demo_settings, demo_home):
 def test_scorecards_and_index_are_written_and_say_the_rag_in_words(demo_home, demo_summary):
     index = demo_home / "out" / "index.html"
     html = index.read_text()
-    assert "Provider scorecards" in html and "December 2025" in html
+    assert "Commissioning documents, December 2025" in html
     cards = sorted((demo_home / "out" / "scorecards" / "2025-12").glob("*.html"))
     assert len(cards) == demo_summary["areas"] * 4
     failing = (demo_home / "out" / "scorecards" / "2025-12" / f"{demo_summary['failing_contracts'][0]}.html").read_text()
@@ -204,4 +204,7 @@ def test_index_links_every_document_and_every_link_resolves(demo_home):
     assert any(link.startswith("reports/") and link.endswith(".pdf") for link in links)
     for link in links:
         assert not link.startswith(("/", "http")), "links are relative, so the site works from the file system"
+        if link.startswith("#"):
+            assert f'id="{link[1:]}"' in html, f"anchor {link} has no target on the page"
+            continue
         assert (out / link).is_file(), link
