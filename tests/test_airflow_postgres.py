@@ -69,4 +69,6 @@ def test_monthly_dag_runs_with_both_databases_on_postgres(databases, tmp_path):
         accepted = session.exec(select(Submission).where(Submission.status == "accepted")).all()
         scorecards = session.exec(select(Artifact).where(Artifact.kind == "scorecard")).all()
     assert len(accepted) == len(world.files) - 3
-    assert len(scorecards) == len(world.contracts)
+    # Each contract's scorecard as HTML, PDF and XLSX.
+    assert sorted(a.path.rsplit(".", 1)[1] for a in scorecards) == sorted(["html", "pdf", "xlsx"] * len(world.contracts))
+    assert {a.contract_id for a in scorecards} == {c.id for c in world.contracts}
