@@ -4,6 +4,7 @@ and a real `airflow dags test` run of the monthly DAG against them (in a subproc
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,20 @@ def test_monthly_dag_runs_with_both_databases_on_postgres(databases, tmp_path):
     # Each contract's scorecard as HTML, PDF and XLSX.
     assert sorted(a.path.rsplit(".", 1)[1] for a in scorecards) == sorted(["html", "pdf", "xlsx"] * len(world.contracts))
     assert {a.contract_id for a in scorecards} == {c.id for c in world.contracts}
+
+    # The other two DAGs on the same databases: the daily returns run for early January (the December returns
+    # are all in and on time in this world, so the late-return alert passes and nothing new is loaded), and
+    # a manual evidence pack with its parameters.
+    contract_id = world.truth["failing_contracts"][0]
+    for dag_id, extra in (("cjmonitor_returns", ["2025-01-07"]),
+                          ("cjmonitor_evidence_pack", ["-c", json.dumps({"contract_id": contract_id, "as_of": "2024-12"})])):
+        run = subprocess.run([*airflow, "dags", "test", dag_id, *extra], env=env, capture_output=True, text=True,
+                             timeout=900)
+        assert run.returncode == 0, (dag_id, run.stdout[-3000:], run.stderr[-3000:])
+        with create_engine(databases["airflow"]).connect() as connection:
+            states = connection.execute(text("SELECT state FROM dag_run WHERE dag_id = :d"), {"d": dag_id}).scalars().all()
+        assert states == ["success"], (dag_id, states)
+    with session_scope(settings) as session:
+        packs = session.exec(select(Artifact).where(Artifact.kind == "evidence_pack", Artifact.contract_id == contract_id)).all()
+        assert len(session.exec(select(Submission)).all()) == len(world.files)  # the returns run loaded nothing twice
+    assert sorted(a.path.rsplit(".", 1)[1] for a in packs) == ["html", "pdf", "xlsx"]
