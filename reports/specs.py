@@ -18,6 +18,13 @@ KIND_WORDS = {"str": "text", "date": "date YYYY-MM-DD", "datetime": "date and ti
               "int": "whole number", "float": "number", "yn": "Y or N", "bool01": "0 or 1"}
 
 
+
+def required_word(column) -> str:
+    """How a spec page says whether a column must be filled in (or may be left out of the file entirely)."""
+    if column.optional:
+        return "no (the column may be left out)"
+    return "yes" if column.required else "no"
+
 def column_rules(column: ColumnSpec) -> str:
     parts = []
     if column.allowed:
@@ -52,13 +59,13 @@ def spec_markdown(spec: ReturnSpec) -> str:
              f"One row per {spec.grain}; sent {spec.frequency}. File name: `<provider>_{spec.return_type}_<YYYY-MM>[_v<n>].csv|xlsx`.",
              "", "| column | type | required | allowed values or range | meaning |", "|---|---|---|---|---|"]
     for c in spec.columns:
-        lines.append(f"| `{c.name}` | {KIND_WORDS[c.kind]} | {'yes' if c.required else 'no'} | {column_rules(c)} | {c.description} |")
+        lines.append(f"| `{c.name}` | {KIND_WORDS[c.kind]} | {required_word(c)} | {column_rules(c)} | {c.description} |")
     lines += ["", "Checks:", ""] + [f"- {rule}" for rule in spec_rules(spec)]
     return "\n".join(lines) + "\n"
 
 
 def template_xlsx(spec: ReturnSpec) -> bytes:
-    guide = pd.DataFrame([{"column": c.name, "type": KIND_WORDS[c.kind], "required": "yes" if c.required else "no",
+    guide = pd.DataFrame([{"column": c.name, "type": KIND_WORDS[c.kind], "required": required_word(c),
                            "allowed": column_rules(c), "meaning": c.description} for c in spec.columns])
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
@@ -73,7 +80,7 @@ def write_spec_documents(folder: Path) -> list[Path]:
     written = []
     env = environment()
     for spec in SPECS.values():
-        columns = [{"name": c.name, "type": KIND_WORDS[c.kind], "required": c.required, "rules": column_rules(c),
+        columns = [{"name": c.name, "type": KIND_WORDS[c.kind], "required": required_word(c), "rules": column_rules(c),
                     "description": c.description} for c in spec.columns]
         (folder / f"{spec.return_type}.md").write_text(spec_markdown(spec))
         (folder / f"{spec.return_type}.html").write_text(
