@@ -429,11 +429,14 @@ def scorecard(home, contract_id, period, as_json) -> None:
             "rolling": {window: pooled[(j.measure_code, window)] for window in ROLLING_WINDOWS
                         if (j.measure_code, window) in pooled},
         } for j in rows]
-        evidence = [{"method": f.method, "measure_code": f.measure_code, "cohort": f.cohort, "estimate": f.estimate,
-                     "ci_low": f.ci_low, "ci_high": f.ci_high, "alpha": f.alpha, "verdict": f.verdict,
-                     "sentence": json.loads(f.parameters).get("headline") or json.loads(f.parameters).get("sentence", "")}
-                    for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
-                                          .order_by(Finding.method, Finding.measure_code)).all()]
+        evidence = []
+        for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
+                              .order_by(Finding.method, Finding.measure_code)).all():
+            parameters = json.loads(f.parameters)
+            evidence.append({"method": f.method, "measure_code": f.measure_code, "cohort": f.cohort,
+                             "estimate": f.estimate, "ci_low": f.ci_low, "ci_high": f.ci_high, "alpha": f.alpha,
+                             "verdict": f.verdict,
+                             "sentence": parameters.get("headline") or parameters.get("sentence", "")})
         result = {"contract_id": contract_id, "name": contract.name, "provider_id": contract.provider_id,
                   "area_code": contract.area_code, "period": period, "measures": measures,
                   "service_credits_due": money["service_credits"]["total"], "pbr_payable": money["pbr"]["total"],

@@ -27,7 +27,7 @@ from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
 from contracts.catalogue import MEASURES, SERVICE_NAMES, measures_for
 from contracts.ingest import IngestOutcome, ingest_file
-from contracts.judge import judge_frame, spc_columns
+from contracts.judge import judge_frame, spc_columns, target_periods
 from contracts.kpis import derive_kpis
 from contracts.models import (
     Area,
@@ -312,15 +312,6 @@ def derive(settings: Settings) -> int:
         return derive_kpis(session)
 
 
-def _targets_in_force(session: Session) -> pd.DataFrame:
-    targets = pd.DataFrame([t.model_dump() for t in session.exec(select(Target)).all()])
-    if targets.empty:
-        return targets
-    targets["from_period"] = pd.to_datetime(targets["valid_from"]).dt.strftime("%Y-%m")
-    targets["to_period"] = pd.to_datetime(targets["valid_to"]).dt.strftime("%Y-%m").fillna("9999-12")
-    return targets
-
-
 def judge(settings: Settings) -> int:
     """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
     ensure_schema(settings)
@@ -332,7 +323,7 @@ def judge(settings: Settings) -> int:
         # Derived from records wins over provider-reported for the same contract x measure x month.
         values["rank"] = (values["source"] != "derived").astype(int)
         values = values.sort_values("rank").drop_duplicates(["contract_id", "measure_code", "period"])
-        targets = _targets_in_force(session)
+        targets = target_periods(session)
         merged = values.merge(targets[["contract_id", "measure_code", "from_period", "to_period", "value",
                                        "tolerance", "min_volume"]].rename(columns={"value": "target"}),
                               on=["contract_id", "measure_code"], how="inner")

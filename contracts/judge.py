@@ -147,17 +147,24 @@ def rolling_judgements(monthly: pd.DataFrame, period: str, alpha: float,
     return judge_frame(pd.DataFrame(pooled, columns=columns), alpha)
 
 
+def target_periods(session: Session, contract_ids: list[str] | None = None) -> pd.DataFrame:
+    """Every target row (of these contracts) with the months it covers: ``from_period`` to ``to_period`` (YYYY-MM)."""
+    query = select(Target) if contract_ids is None else select(Target).where(Target.contract_id.in_(contract_ids))
+    targets = pd.DataFrame([t.model_dump() for t in session.exec(query).all()])
+    if targets.empty:
+        return targets
+    targets["from_period"] = pd.to_datetime(targets["valid_from"]).dt.strftime("%Y-%m")
+    targets["to_period"] = pd.to_datetime(targets["valid_to"]).dt.strftime("%Y-%m").fillna("9999-12")
+    return targets
+
+
 def judged_months(session: Session, contract_ids: list[str]) -> pd.DataFrame:
     """The stored monthly judgements of these contracts with the minimum volume and direction of the terms in force."""
     rows = session.exec(select(Judgement).where(Judgement.contract_id.in_(contract_ids))).all()
     frame = pd.DataFrame([j.model_dump() for j in rows])
     if frame.empty:
         return frame
-    targets = session.exec(select(Target).where(Target.contract_id.in_(contract_ids))).all()
-    terms = pd.DataFrame([{"contract_id": t.contract_id, "measure_code": t.measure_code,
-                           "from_period": t.valid_from.strftime("%Y-%m"),
-                           "to_period": t.valid_to.strftime("%Y-%m") if t.valid_to else "9999-12",
-                           "min_volume": t.min_volume} for t in targets])
+    terms = target_periods(session, contract_ids)[["contract_id", "measure_code", "from_period", "to_period", "min_volume"]]
     merged = frame.merge(terms, on=["contract_id", "measure_code"], how="left")
     merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
     merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
