@@ -14,6 +14,8 @@ and ``out/`` (every document), so that two homes never mix.
 | ``CJMONITOR_SOURCES`` | ``$HOME/sources.toml`` if present | per-provider sources (drop folders, SFTP); without it the drop folder takes every provider |
 | ``CJMONITOR_MAX_FILE_MB`` | ``200`` | returns larger than this are refused before they are read |
 | ``CJMONITOR_SUPPRESSION_THRESHOLD`` | ``5`` | counts from 1 to this minus 1 are suppressed in published tables |
+| ``CJMONITOR_PDF_ENGINE`` | ``auto`` | ``chromium``, ``weasyprint``, or ``auto`` (Chromium when installed); read by ``reports.pdf`` |
+| ``CJMONITOR_CHROMIUM`` | ``chromium`` on the PATH | the Chromium executable that prints PDFs; read by ``reports.pdf`` |
 """
 
 from __future__ import annotations

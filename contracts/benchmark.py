@@ -63,10 +63,12 @@ def funnel(session: Session, measure_code: str, period: str, *, months: int = 12
     """
     measure = _measure(measure_code)
     first, last = _window(period, months)
-    values = session.exec(select(KpiValue).where(KpiValue.measure_code == measure_code, KpiValue.period >= first,
-                                                 KpiValue.period <= last)).all()
-    frame = pd.DataFrame([{"contract_id": v.contract_id, "period": v.period, "numerator": v.numerator,
-                           "denominator": v.denominator, "source": v.source} for v in values])
+    # Plain columns, not ORM objects: this runs once per KPI in every evidence pack.
+    rows = session.exec(select(KpiValue.contract_id, KpiValue.period, KpiValue.numerator, KpiValue.denominator,
+                               KpiValue.source).where(KpiValue.measure_code == measure_code, KpiValue.period >= first,
+                                                      KpiValue.period <= last)).all()
+    frame = pd.DataFrame([tuple(r) for r in rows],
+                         columns=["contract_id", "period", "numerator", "denominator", "source"])
     if frame.empty:
         return frame
     frame["rank"] = (frame["source"] != "derived").astype(int)
@@ -75,12 +77,14 @@ def funnel(session: Session, measure_code: str, period: str, *, months: int = 12
     pooled = pooled[pooled["denominator"] > 0].reset_index(drop=True)
     if pooled.empty:
         return pooled
-    contracts = {c.id: c for c in session.exec(select(Contract).where(Contract.id.in_(list(pooled["contract_id"])))).all()}
-    areas = {a.code: a.name for a in session.exec(select(Area)).all()}
-    providers = {p.id: p.name for p in session.exec(select(Provider)).all()}
-    pooled["area_code"] = pooled["contract_id"].map(lambda c: contracts[c].area_code)
+    contracts = {c: (area, provider) for c, area, provider in session.exec(
+        select(Contract.id, Contract.area_code, Contract.provider_id)
+        .where(Contract.id.in_(list(pooled["contract_id"])))).all()}
+    areas = dict(session.exec(select(Area.code, Area.name)).all())
+    providers = dict(session.exec(select(Provider.id, Provider.name)).all())
+    pooled["area_code"] = pooled["contract_id"].map(lambda c: contracts[c][0])
     pooled["area_name"] = pooled["area_code"].map(areas)
-    pooled["provider_id"] = pooled["contract_id"].map(lambda c: contracts[c].provider_id)
+    pooled["provider_id"] = pooled["contract_id"].map(lambda c: contracts[c][1])
     pooled["provider_name"] = pooled["provider_id"].map(providers)
     pooled["rate"] = pooled["numerator"] / pooled["denominator"]
     national = float(pooled["numerator"].sum() / pooled["denominator"].sum())

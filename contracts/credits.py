@@ -65,12 +65,12 @@ def terms_in_force(session: Session, contract_id: str, period: str) -> PaymentTe
     return rows[-1] if rows else DEFAULT_TERMS
 
 
-def _credit_pct(session: Session, contract_id: str, measure_code: str, period: str) -> float:
+def _credit_pcts(session: Session, contract_id: str, period: str) -> dict[str, float]:
+    """Service credit (% of the monthly fee) of each KPI under the terms in force in ``period``."""
     month_start = pd.Timestamp(f"{period}-01").date()
-    targets = session.exec(select(Target).where(Target.contract_id == contract_id, Target.measure_code == measure_code,
-                                                Target.valid_from <= month_start).order_by(Target.valid_from)).all()
-    live = [t for t in targets if t.valid_to is None or t.valid_to >= month_start]
-    return live[-1].service_credit_pct if live else 0.0
+    targets = session.exec(select(Target).where(Target.contract_id == contract_id, Target.valid_from <= month_start)
+                           .order_by(Target.valid_from)).all()
+    return {t.measure_code: t.service_credit_pct for t in targets if t.valid_to is None or t.valid_to >= month_start}
 
 
 def monthly_credits(session: Session, contract: Contract, month: str) -> list[dict]:
@@ -79,8 +79,9 @@ def monthly_credits(session: Session, contract: Contract, month: str) -> list[di
     lines = []
     judgements = session.exec(select(Judgement).where(Judgement.contract_id == contract.id, Judgement.period == month)
                               .order_by(Judgement.measure_code)).all()
+    pcts = _credit_pcts(session, contract.id, month)
     for judged in judgements:
-        pct = _credit_pct(session, contract.id, judged.measure_code, month)
+        pct = pcts.get(judged.measure_code, 0.0)
         due = judged.rag == "Red" and judged.verdict != "insufficient volume" and pct > 0
         if judged.rag != "Red":
             reason = f"{judged.rag}: no credit"
@@ -178,34 +179,47 @@ def pbr_lines(session: Session, contract: Contract, terms: PaymentTerms) -> tupl
     return lines, round(total, 2)
 
 
-def statement(session: Session, contract_id: str, period: str) -> Statement:
-    """Service credits due for ``period`` (after the quarterly cap) and the payment-by-results position."""
+def statements(session: Session, contract_id: str, periods: list[str], *, pbr: bool = True) -> dict[str, Statement]:
+    """The statement of each of ``periods`` (see ``statement``), working out each month's credit lines once
+    however many statements share its quarter. ``pbr=False`` leaves the payment-by-results lines empty."""
     contract = session.get(Contract, contract_id)
     if contract is None:
         raise ContractsError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
-    terms = terms_in_force(session, contract_id, period)
-    fee = contract.annual_value_gbp / 12
-    result = Statement(contract_id=contract_id, period=period, monthly_fee_gbp=fee)
-    cap = 3 * fee * terms.service_credit_cap_pct / 100
-    applied_before = 0.0
-    for month in quarter_months(period):
-        if month > period:
-            break
-        lines = monthly_credits(session, contract, month)
-        raw = sum(line["amount"] for line in lines)
-        applied = max(0.0, min(raw, cap - applied_before))
-        if month == period:
-            result.service_credit_lines = lines
-            result.service_credit_total = round(applied, 2)
-            result.cap_working = {
-                "quarter": f"{quarter_months(period)[0]} to {quarter_months(period)[-1]}",
-                "cap_pct_of_quarterly_fee": terms.service_credit_cap_pct, "cap_gbp": round(cap, 2),
-                "applied_earlier_in_quarter": round(applied_before, 2), "due_this_month_before_cap": round(raw, 2),
-                "applied_this_month": round(applied, 2),
-                "working": (f"credits this month £{raw:,.2f}; earlier this quarter £{applied_before:,.2f}; cap "
-                            f"{terms.service_credit_cap_pct:g}% of the quarter's fee £{3 * fee:,.2f} = £{cap:,.2f}; "
-                            f"applied £{applied:,.2f}"),
-            }
-        applied_before += applied
-    result.pbr_lines, result.pbr_total = pbr_lines(session, contract, terms)
-    return result
+    lines_of: dict[str, list[dict]] = {}
+    results = {}
+    for period in periods:
+        terms = terms_in_force(session, contract_id, period)
+        fee = contract.annual_value_gbp / 12
+        result = Statement(contract_id=contract_id, period=period, monthly_fee_gbp=fee)
+        cap = 3 * fee * terms.service_credit_cap_pct / 100
+        applied_before = 0.0
+        for month in quarter_months(period):
+            if month > period:
+                break
+            if month not in lines_of:
+                lines_of[month] = monthly_credits(session, contract, month)
+            lines = lines_of[month]
+            raw = sum(line["amount"] for line in lines)
+            applied = max(0.0, min(raw, cap - applied_before))
+            if month == period:
+                result.service_credit_lines = lines
+                result.service_credit_total = round(applied, 2)
+                result.cap_working = {
+                    "quarter": f"{quarter_months(period)[0]} to {quarter_months(period)[-1]}",
+                    "cap_pct_of_quarterly_fee": terms.service_credit_cap_pct, "cap_gbp": round(cap, 2),
+                    "applied_earlier_in_quarter": round(applied_before, 2), "due_this_month_before_cap": round(raw, 2),
+                    "applied_this_month": round(applied, 2),
+                    "working": (f"credits this month £{raw:,.2f}; earlier this quarter £{applied_before:,.2f}; cap "
+                                f"{terms.service_credit_cap_pct:g}% of the quarter's fee £{3 * fee:,.2f} = £{cap:,.2f}; "
+                                f"applied £{applied:,.2f}"),
+                }
+            applied_before += applied
+        if pbr:
+            result.pbr_lines, result.pbr_total = pbr_lines(session, contract, terms)
+        results[period] = result
+    return results
+
+
+def statement(session: Session, contract_id: str, period: str) -> Statement:
+    """Service credits due for ``period`` (after the quarterly cap) and the payment-by-results position."""
+    return statements(session, contract_id, [period])[period]

@@ -126,12 +126,14 @@ def _svg(panel: _Panel) -> str:
             dash = ' stroke-dasharray="5 3"' if layer.dashed else ""
             out.append(f'<polyline points="{points}" fill="none" stroke="{layer.colour}" stroke-width="1.5"{dash}/>')
         elif layer.kind == "points" and len(x):
+            # Every marker of a layer in one path (a sub-path each): a PDF engine draws one shape, not one per point.
+            s = layer.size
             if layer.marker == "diamond":
-                s = layer.size
-                shapes = "".join(f'<path d="M{sx(a):.1f} {sy(b) - s:.1f}l{s} {s}l-{s} {s}l-{s} -{s}z"/>' for a, b in zip(x, y, strict=True))
+                marks = "".join(f"M{sx(a):.1f} {sy(b) - s:.1f}l{s} {s}l-{s} {s}l-{s} -{s}z" for a, b in zip(x, y, strict=True))
             else:
-                shapes = "".join(f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="{layer.size}"/>' for a, b in zip(x, y, strict=True))
-            out.append(f'<g fill="{layer.colour}">{shapes}</g>')
+                marks = "".join(f"M{sx(a) - s:.1f} {sy(b):.1f}a{s} {s} 0 1 0 {2 * s:g} 0a{s} {s} 0 1 0 -{2 * s:g} 0z"
+                                for a, b in zip(x, y, strict=True))
+            out.append(f'<path class="points" fill="{layer.colour}" d="{marks}"/>')
         if layer.label and panel.legend:
             legend.append(layer)
     # Legend, right-aligned under the title: a swatch in the layer's style, then its words.

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from contracts.benchmark import funnel
 from contracts.catalogue import MEASURES_BY_CODE
-from contracts.credits import statement
+from contracts.credits import statement, statements
 from contracts.models import (
     Area,
     Contract,
@@ -66,8 +66,9 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
             asks.append(f"{measure.name} missed its target outside tolerance (Red) in {red} of the last {len(recent)} months; "
                         f"in {not_met} of them the shortfall was statistically significant (not met at alpha {alpha:g}).")
     credit_lines, credit_total = [], 0.0
+    money_by_month = statements(session, contract_id, last12, pbr=False)
     for month in last12:
-        money = statement(session, contract_id, month).to_dict()
+        money = money_by_month[month].to_dict()
         due = money["service_credits"]["total"]
         credit_total += due
         credit_lines.append({"month": month, "due": due, "working": money["service_credits"]["cap"].get("working", "")})
@@ -103,11 +104,19 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
             "pbr": pbr, "evidence": evidence, "variations": variations, "submissions": submissions, "quality": quality}
 
 
-def benchmark(session: Session, contract: Contract, as_of: str) -> pd.DataFrame:
+def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | None = None) -> pd.DataFrame:
     """Last 12 months' pooled rate of each of the contract's KPIs for every contract measuring it (funnel plot
-    data from ``contracts.benchmark.funnel``), with this contract marked."""
+    data from ``contracts.benchmark.funnel``), with this contract marked.
+
+    ``funnels``: a dict shared by the packs of one rendering run, so that each measure's funnel (the same for
+    every contract) is worked out once per process rather than once per pack.
+    """
     codes = sorted(set(session.exec(select(KpiValue.measure_code).where(KpiValue.contract_id == contract.id)).all()))
-    frames = [funnel(session, code, as_of, months=12).assign(measure_code=code) for code in codes]
+    funnels = {} if funnels is None else funnels
+    for code in codes:
+        if (code, as_of) not in funnels:
+            funnels[(code, as_of)] = funnel(session, code, as_of, months=12).assign(measure_code=code)
+    frames = [funnels[(code, as_of)].copy() for code in codes]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame()
@@ -134,10 +143,11 @@ def _annex(data: dict, funnel: pd.DataFrame) -> bytes:
 
 
 def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *, alpha: float,
-                code_version: str) -> dict[str, Path]:
-    """Write ``pack.html``, ``pack.pdf`` and ``annex.xlsx`` under ``out/packs/<contract>/<as_of>/``."""
+                code_version: str, funnels: dict | None = None) -> dict[str, Path]:
+    """Write ``pack.html``, ``pack.pdf`` and ``annex.xlsx`` under ``out/packs/<contract>/<as_of>/``
+    (``funnels``: see ``benchmark``)."""
     data = gather(session, contract_id, as_of, alpha)
-    funnel = benchmark(session, data["contract"], as_of)
+    funnel = benchmark(session, data["contract"], as_of, funnels)
     for row in (funnel[funnel["this_contract"] & (funnel["assessment"] == "worse than expected")].itertuples()
                 if not funnel.empty else []):
         data["asks"].append(

@@ -18,9 +18,7 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-from openpyxl import Workbook
-from openpyxl.styles import Font, PatternFill
-from openpyxl.utils import get_column_letter
+import xlsxwriter
 
 from reports.errors import safe_cell
 
@@ -84,6 +82,26 @@ def _cell_value(value, column: str, percent: Iterable[str], money: Iterable[str]
     return safe_cell(text), "@"
 
 
+def _write_numbers(sheet, j: int, series: pd.Series, column: str, percent: Iterable[str], money: Iterable[str],
+                   number_format) -> int:
+    """A numeric column in one pass (the format chosen as ``_cell_value`` would, without asking each cell its type);
+    returns the width its numbers need."""
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    whole = np.mod(values, 1) == 0
+    if column in percent and not pd.api.types.is_integer_dtype(series):
+        fmts = np.full(len(values), PERCENT_FORMAT, dtype=object)
+    elif column in money:
+        fmts = np.full(len(values), MONEY_FORMAT, dtype=object)
+    else:
+        fmts = np.where(whole, INTEGER_FORMAT, DECIMAL_FORMAT)
+    for i, (value, fmt) in enumerate(zip(values.tolist(), fmts.tolist(), strict=True), start=1):
+        if value == value:  # NaN (missing) leaves the cell empty
+            sheet.write_number(i, j, value, number_format(fmt))
+    finite = np.abs(values[np.isfinite(values)])
+    digits = len(f"{finite.max():,.0f}") if finite.size else 1
+    return min(digits + (0 if column in percent else 4), 60)
+
+
 def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str] = (), money: Iterable[str] = (),
                    not_percent: Iterable[str] = ()) -> bytes:
     """Write ``{sheet name: frame}`` as one XLSX workbook and return its bytes.
@@ -99,36 +117,50 @@ def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str]
     """
     percent_columns = (PERCENT_COLUMNS | set(percent)) - set(not_percent)
     money_columns = MONEY_COLUMNS | set(money)
-    book = Workbook()
-    book.remove(book.active)
+    buffer = io.BytesIO()
+    # XlsxWriter (about three times faster than openpyxl here); no string is ever turned into a formula,
+    # a URL or a number behind the caller's back.
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+                                        "strings_to_numbers": False})
+    header = book.add_format({"bold": True, "bg_color": "#F3F2F1"})
+    formats: dict[str, object] = {}
+
+    def number_format(fmt: str):
+        if fmt not in formats:
+            formats[fmt] = book.add_format({"num_format": fmt})
+        return formats[fmt]
+
     used: set[str] = set()
-    header_font = Font(bold=True)
-    header_fill = PatternFill("solid", fgColor="F3F2F1")
     for name, frame in sheets.items():
-        sheet = book.create_sheet(_sheet_title(name, used))
+        sheet = book.add_worksheet(_sheet_title(name, used))
         if frame is None or frame.empty:
             frame = pd.DataFrame({"note": ["no data"]})
         columns = [str(c) for c in frame.columns]
-        for j, column in enumerate(columns, start=1):
-            cell = sheet.cell(row=1, column=j)
-            cell.value = safe_cell(column)
-            cell.data_type = "s"
-            cell.font, cell.fill = header_font, header_fill
+        for j, column in enumerate(columns):
+            sheet.write_string(0, j, safe_cell(column), header)
         widths = [len(c) for c in columns]
-        for i, row in enumerate(frame.itertuples(index=False, name=None), start=2):
-            for j, (column, raw) in enumerate(zip(columns, row, strict=True), start=1):
+        for j, column in enumerate(columns):
+            series = frame.iloc[:, j]
+            if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+                widths[j] = max(widths[j], _write_numbers(sheet, j, series, column, percent_columns, money_columns,
+                                                          number_format))
+                continue
+            for i, raw in enumerate(series.tolist(), start=1):
                 value, fmt = _cell_value(raw, column, percent_columns, money_columns)
-                cell = sheet.cell(row=i, column=j)
-                cell.value = value
+                if value is None:
+                    continue
                 if fmt == "@":
-                    cell.data_type = "s"  # text stays text: never a formula, whatever it starts with
-                elif fmt:
-                    cell.number_format = fmt
-                widths[j - 1] = max(widths[j - 1], min(len(str(value)) if value is not None else 0, 60))
-        for j, width in enumerate(widths, start=1):
-            sheet.column_dimensions[get_column_letter(j)].width = max(8, width + 2)
-        sheet.freeze_panes = "A2"
-        sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(frame) + 1}"
-    buffer = io.BytesIO()
-    book.save(buffer)
+                    sheet.write_string(i, j, value)  # text stays text: never a formula, whatever it starts with
+                elif isinstance(value, bool):
+                    sheet.write_boolean(i, j, value)
+                elif isinstance(value, (date, datetime)):
+                    sheet.write_datetime(i, j, value, number_format(fmt))
+                else:
+                    sheet.write_number(i, j, value, number_format(fmt) if fmt else None)
+                widths[j] = max(widths[j], min(len(str(value)), 60))
+        for j, width in enumerate(widths):
+            sheet.set_column(j, j, max(8, width + 2))
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, len(frame), len(columns) - 1)
+    book.close()
     return buffer.getvalue()

@@ -6,22 +6,16 @@ rather than skipping them.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-# Without the background-networking flags Chromium keeps trying hosts this closed network refuses.
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]
+from reports.pdf import CHROMIUM_FLAGS, chromium_executable
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
+    path = chromium_executable()
+    if path is None:
         raise RuntimeError("Debian's chromium is not installed: `apt-get install -y chromium` (.ci/run does this)")
     return path
 
@@ -31,6 +25,9 @@ def chromium_page(width: int = 1280, height: int = 900) -> Iterator:
     """A Playwright page in a fresh headless Chromium with an empty profile."""
     from playwright.sync_api import sync_playwright
 
+    from reports.pdf import close_browser
+
+    close_browser()  # Playwright's sync API runs one instance per thread: the PDF engine's browser goes first
     with tempfile.TemporaryDirectory(prefix="cjmonitor-chromium-") as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS,
