@@ -10,7 +10,7 @@ and a page break never cuts one in half. The data of every chart is also in a ta
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-_IDS = itertools.count(1)
+_ID = "@chart-id@"  # replaced by a digest of the finished chart
 WIDTH, HEIGHT = 680, 190
 LEFT, RIGHT, TOP, BOTTOM = 52, 14, 40, 40
 INK, MUTED, GRID = "#0b0c0c", "#383f43", "#d8d8d8"
@@ -66,7 +66,6 @@ def _fmt(value: float) -> str:
 
 
 def _svg(panel: _Panel) -> str:
-    number = next(_IDS)
     values = [v for layer in panel.layers for arr in (layer.y, layer.y2) if arr is not None for v in arr
               if v is not None and np.isfinite(v)]
     xs = [v for layer in panel.layers for v in layer.x if np.isfinite(v)]
@@ -88,7 +87,7 @@ def _svg(panel: _Panel) -> str:
     def sy(v):
         return TOP + (high - v) / (high - low) * plot_h
 
-    title_id, desc_id = f"chart{number}-title", f"chart{number}-desc"
+    title_id, desc_id = f"{_ID}-title", f"{_ID}-desc"
     out = [f'<svg class="chart" role="img" aria-labelledby="{title_id} {desc_id}" viewBox="0 0 {WIDTH} {panel.height}" '
            f'width="{WIDTH}" height="{panel.height}" xmlns="http://www.w3.org/2000/svg" font-family="DejaVu Sans, Arial, sans-serif">',
            f'<title id="{title_id}">{escape(panel.title)}</title><desc id="{desc_id}">{escape(panel.description)}</desc>',
@@ -150,7 +149,9 @@ def _svg(panel: _Panel) -> str:
             swatch = f'<line x1="{legend_x:.1f}" x2="{legend_x + 16:.1f}" y1="{y - 2}" y2="{y - 2}" stroke="{layer.colour}" stroke-width="1.5"{dash}/>'
         out.append(swatch + f'<text x="{legend_x + 20:.1f}" y="{y + 1}" font-size="9" fill="{MUTED}">{escape(layer.label)}</text>')
     out.append("</svg>")
-    return "".join(out)
+    svg = "".join(out)
+    # Ids from the chart's own content, so the same data draw the same bytes in any process and on a rerun.
+    return svg.replace(_ID, f"chart-{hashlib.sha256(svg.encode()).hexdigest()[:12]}")
 
 
 def _month_ticks(labels: Sequence[str], most: int = 6) -> list[tuple[float, str]]:

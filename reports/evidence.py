@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +32,7 @@ from contracts.models import (
 from reports.charts import funnel_panels, its_chart, kpi_small_multiples
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
-from reports.scorecard import METHOD_NAMES, _record_artifact, _write
+from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut
 from reports.xlsx import workbook_bytes
 
 RED_MONTHS_FOR_AN_ASK = 6
@@ -126,7 +126,7 @@ def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | 
     return pooled
 
 
-def _annex(data: dict, funnel: pd.DataFrame) -> bytes:
+def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
     sheets = {
         "summary": pd.DataFrame({"ask": data["asks"] or ["no ask: the evidence does not support one"]}),
         "kpis": pd.DataFrame(data["kpis"]),
@@ -139,7 +139,7 @@ def _annex(data: dict, funnel: pd.DataFrame) -> bytes:
                                   "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256}
                                  for s in data["submissions"]]),
     }
-    return workbook_bytes(sheets)
+    return workbook_bytes(sheets, created=created)
 
 
 def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *, alpha: float,
@@ -165,18 +165,19 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     }
     folder = out_dir / "packs" / contract_id / as_of
     folder.mkdir(parents=True, exist_ok=True)
+    cut = data_cut_time(session)
     html = environment().get_template("evidence_pack.html").render(
         **data, charts=charts, funnel=funnel.to_dict("records") if not funnel.empty else [],
         measure_names={code: m.name for code, m in MEASURES_BY_CODE.items()},
-        code_version=code_version, generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        code_version=code_version, generated_at=format_cut(cut),
         as_of_name=month_name(as_of), red_threshold=RED_MONTHS_FOR_AN_ASK,
     )
     paths = {"html": folder / "pack.html", "pdf": folder / "pack.pdf", "xlsx": folder / "annex.xlsx"}
     records = [(paths["html"], _write(paths["html"], html))]
-    pdf = pdf_bytes(html, folder)
+    pdf = pdf_bytes(html, folder, created=cut)
     paths["pdf"].write_bytes(pdf)
     records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
-    annex = _annex(data, funnel)
+    annex = _annex(data, funnel, cut)
     paths["xlsx"].write_bytes(annex)
     records.append((paths["xlsx"], hashlib.sha256(annex).hexdigest()))
     # Recorded last, so that a database write lock is never held while a PDF renders (parallel renderers).

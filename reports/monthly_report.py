@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +24,7 @@ from contracts.value import FREQUENCY_MEASURE, value_view
 from outcomes.proportions import wilson_interval
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
-from reports.scorecard import METHOD_NAMES, _record_artifact, _write
+from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut
 from reports.suppression import SUPPRESSED, suppress_breakdown
 from reports.xlsx import workbook_bytes
 
@@ -125,14 +124,15 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
     data = gather(session, area_code, period, alpha, threshold, unit_cost_gbp)
     folder = out_dir / "reports" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)
+    cut = data_cut_time(session)
     html = environment().get_template("monthly_report.html").render(
         **data, period_name=month_name(period), code_version=code_version,
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        generated_at=format_cut(cut))
     paths = {"html": folder / "monthly.html", "pdf": folder / "monthly.pdf", "xlsx": folder / "monthly.xlsx"}
     records = []
     sha = _write(paths["html"], html)
     records.append((paths["html"], sha))
-    pdf = pdf_bytes(html, folder)
+    pdf = pdf_bytes(html, folder, created=cut)
     paths["pdf"].write_bytes(pdf)
     records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
     sheets = {"dashboard": pd.DataFrame(data["dashboard"]).rename(columns={"value": "annual_value_gbp"}),
@@ -141,7 +141,7 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
               "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}])}
     for table in data["breakdowns"]:
         sheets[f"by_{table['column']}"] = pd.DataFrame([*table["rows"], table["total"]])
-    workbook = workbook_bytes(sheets)
+    workbook = workbook_bytes(sheets, created=cut)
     paths["xlsx"].write_bytes(workbook)
     records.append((paths["xlsx"], hashlib.sha256(workbook).hexdigest()))
     for path, digest in records:

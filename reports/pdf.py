@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -152,13 +154,51 @@ def _weasyprint(html: str, base_dir: Path) -> bytes:
     return HTML(string=html, base_url=str(base_dir)).render(font_config=_font_configuration()).write_pdf()
 
 
-def pdf_bytes(html: str, base_dir: Path) -> bytes:
+_PDF_DATE = re.compile(rb"/(CreationDate|ModDate) ?\(D:\d{14}(Z|[+-]\d{2}'\d{2}'?)?\)")
+
+
+def _stamp_dates(pdf: bytes, created: datetime) -> bytes:
+    """Set the PDF's creation and modification dates to ``created`` (naive means UTC), rewriting each in place
+    with the same number of bytes so the cross-reference offsets stay right."""
+    moment = (created if created.tzinfo else created.replace(tzinfo=UTC)).astimezone(UTC)
+
+    def replace(match: re.Match) -> bytes:
+        zone = match.group(2) or b""
+        suffix = {0: b"", 1: b"Z", 6: b"+00'00", 7: b"+00'00'"}.get(len(zone))
+        if suffix is None:
+            return match.group(0)
+        new = match.group(0).split(b"(")[0] + b"(D:" + moment.strftime("%Y%m%d%H%M%S").encode() + suffix + b")"
+        return new if len(new) == len(match.group(0)) else match.group(0)
+
+    return _PDF_DATE.sub(replace, pdf)
+
+
+_NODE_ID = re.compile(rb"\(node(\d{8})\)")
+
+
+def _renumber_nodes(pdf: bytes) -> bytes:
+    """Chromium names the structure elements of a tagged PDF (table header cells) after DOM node numbers that
+    keep counting across the documents one page prints; number them from 1 in each document instead (same
+    length, so the cross-reference offsets stay right)."""
+    numbers: dict[bytes, bytes] = {}
+
+    def replace(match: re.Match) -> bytes:
+        number = numbers.setdefault(match.group(1), b"%08d" % (len(numbers) + 1))
+        return b"(node" + number + b")"
+
+    return _NODE_ID.sub(replace, pdf)
+
+
+def pdf_bytes(html: str, base_dir: Path | None, created: datetime | None = None) -> bytes:
     """Render ``html`` to PDF with its print CSS. The documents are self-contained (inline CSS and SVG);
-    ``base_dir`` resolves any relative link for WeasyPrint."""
+    ``base_dir`` resolves any relative link for WeasyPrint. ``created`` (e.g. the data cut) replaces the
+    clock in the PDF's dates, so the same document rendered again has the same bytes."""
     if engine() == "weasyprint":
-        return _weasyprint(html, base_dir)
-    try:
-        return _chromium().pdf(html)
-    except Exception:
-        close_browser()  # a crashed or hung browser is not reused: the next document starts a fresh one
-        raise
+        data = _weasyprint(html, base_dir or Path.cwd())
+    else:
+        try:
+            data = _renumber_nodes(_chromium().pdf(html))
+        except Exception:
+            close_browser()  # a crashed or hung browser is not reused: the next document starts a fresh one
+            raise
+    return _stamp_dates(data, created) if created is not None else data

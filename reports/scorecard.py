@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
@@ -29,6 +29,16 @@ def _write(path: Path, text: str) -> str:
     temporary.write_bytes(data)
     temporary.replace(path)
     return hashlib.sha256(data).hexdigest()
+
+
+def data_cut_time(session: Session) -> datetime | None:
+    """When the data a document shows were cut: the receipt time of the latest accepted return (None before any).
+    Derived from the data, not the clock, so rendering the same data again writes the same bytes."""
+    return session.exec(select(func.max(Submission.received_at)).where(Submission.status == "accepted")).one()
+
+
+def format_cut(cut: datetime | None) -> str:
+    return cut.strftime("%Y-%m-%d %H:%M UTC") if cut is not None else "no returns accepted yet"
 
 
 def _record_artifact(session: Session, *, kind: str, audience: str, period: str, path: Path, sha: str,
@@ -112,17 +122,18 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     chart = kpi_small_multiples(series, titles, alpha) if series else "<p>No KPI values yet.</p>"
     drill = [{"code": code, "name": titles[code], "months": frame.sort_values("period", ascending=False).to_dict("records")}
              for code, frame in series.items()]
+    cut = data_cut_time(session)
     html = environment().get_template("scorecard.html").render(
         contract=contract, provider=provider, area=area, period=period, rows=rows, headline=headline,
         chart=chart, drill=drill, chart_months=CHART_MONTHS,
         submissions=submissions, used=used, alpha=alpha, code_version=code_version, evidence=evidence,
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=format_cut(cut),
     )
     path = scorecard_path(out_dir, contract_id, period)
     sha = _write(path, html)
     written = [(path, sha)]
     if "pdf" in formats:
-        written.append(_write_bytes(path.with_suffix(".pdf"), pdf_bytes(html, path.parent)))
+        written.append(_write_bytes(path.with_suffix(".pdf"), pdf_bytes(html, path.parent, created=cut)))
     if "xlsx" in formats:
         judged_months = history.copy() if not history.empty else history
         if not judged_months.empty:
@@ -138,7 +149,7 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
                                           "status": s.status, "current": s.is_current, "used": s in used,
                                           "rows": s.rows, "errors": s.errors, "sha256": s.sha256} for s in submissions]),
             "outcome_evidence": pd.DataFrame(evidence),
-        })
+        }, created=cut)
         written.append(_write_bytes(path.with_suffix(".xlsx"), workbook))
     for target, digest in written:
         _record_artifact(session, kind="scorecard", audience="contract_manager", period=period, path=target, sha=digest,
@@ -251,12 +262,13 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
     subs = session.exec(select(Submission).where(Submission.period <= period)).all()
     summary = {"accepted": sum(s.status == "accepted" for s in subs), "rejected": sum(s.status == "rejected" for s in subs),
                "late": sum(bool(s.is_late) for s in subs)}
+    cut = data_cut_time(session)
     html = environment().get_template("index.html").render(
         areas=[a for a in areas if any(c["area_code"] == a.code for c in listed)], contracts=listed, totals=totals,
         period=period, submissions=summary, code_version=code_version, reports=documents["reports"],
         periods=_index_pages(out_dir, period), data_quality=_data_quality_links(out_dir, period),
         specs=(out_dir / "specs" / "index.html").exists(),
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=format_cut(cut),
     )
     # The site is out/ itself: index.html is the latest period rendered, index-YYYY-MM.html each period, all
     # in one folder so that every link is relative and works from the file system or any static server.

@@ -103,11 +103,13 @@ def _write_numbers(sheet, j: int, series: pd.Series, column: str, percent: Itera
 
 
 def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str] = (), money: Iterable[str] = (),
-                   not_percent: Iterable[str] = ()) -> bytes:
+                   not_percent: Iterable[str] = (), created: datetime | None = None) -> bytes:
     """Write ``{sheet name: frame}`` as one XLSX workbook and return its bytes.
 
     ``percent`` and ``money`` add column names to the defaults (``PERCENT_COLUMNS``, ``MONEY_COLUMNS``);
-    ``not_percent`` removes names from the percentage defaults (e.g. an ``estimate`` in points).
+    ``not_percent`` removes names from the percentage defaults (e.g. an ``estimate`` in points). ``created``
+    (e.g. the data cut) is the workbook's creation time in place of the clock, so the same tables give the
+    same bytes.
 
     Examples
     --------
@@ -122,6 +124,8 @@ def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str]
     # a URL or a number behind the caller's back.
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
                                         "strings_to_numbers": False})
+    if created is not None:
+        book.set_properties({"created": created.replace(tzinfo=None)})
     header = book.add_format({"bold": True, "bg_color": "#F3F2F1"})
     formats: dict[str, object] = {}
 

@@ -96,3 +96,16 @@ def test_forked_workers_start_and_close_their_own_browsers(monkeypatch):
     assert not _browsers() - before, "a worker's browser outlived the worker"
     assert pdf.pdf_bytes(DOCUMENT, None).startswith(b"%PDF")  # the parent's browser still works
     pdf.close_browser()
+
+
+@pytest.mark.parametrize("name", ["chromium", "weasyprint"])
+def test_the_same_document_prints_the_same_bytes_dated_by_the_data(name, monkeypatch, tmp_path):
+    from datetime import datetime
+
+    monkeypatch.setenv("CJMONITOR_PDF_ENGINE", name)
+    cut = datetime(2025, 12, 3, 9, 15)
+    first = pdf.pdf_bytes(DOCUMENT, tmp_path, created=cut)
+    time.sleep(1.1)  # the clock moves on; the bytes do not
+    assert pdf.pdf_bytes(DOCUMENT, tmp_path, created=cut) == first
+    if name == "chromium":  # WeasyPrint writes no dates unless the document's metadata names some
+        assert "Dec  3 09:15:00 2025" in _info(first, tmp_path).replace("CreationDate:", "")
