@@ -15,7 +15,7 @@ from cjmonitor.cli import cli
 from cjmonitor.db import session_scope
 from cjmonitor.demo import build_world
 from cjmonitor.settings import get_settings
-from contracts.credits import statement
+from contracts.credits import statement, statements
 from contracts.models import Finding, Judgement, PaymentTerms
 
 TTG, CRC = "TTG-E23000005", "CRC-E23000005"  # Greater Manchester: TTG fee £3,480,000 a year = £290,000 a month
@@ -63,6 +63,11 @@ def test_service_credits_and_the_quarterly_cap(settings):
     assert mar["service_credits"]["total"] == 0
     assert mar["service_credits"]["cap"]["applied_earlier_in_quarter"] == 13_050
     assert apr["service_credits"]["total"] == 5_800
+    # Several months at once (the evidence pack's year) work each month out once and agree with one at a time.
+    with session_scope(settings) as session:
+        together = statements(session, TTG, ["2024-01", "2024-02", "2024-03", "2024-04"], pbr=False)
+    assert [together[m].to_dict()["service_credits"] for m in ("2024-01", "2024-02", "2024-03", "2024-04")] == \
+        [month["service_credits"] for month in (jan, feb, mar, apr)]
 
 
 def _finding(session, estimate, low, high, matched=1000):
