@@ -18,12 +18,12 @@ KIND_WORDS = {"str": "text", "date": "date YYYY-MM-DD", "datetime": "date and ti
               "int": "whole number", "float": "number", "yn": "Y or N", "bool01": "0 or 1"}
 
 
-
 def required_word(column) -> str:
     """How a spec page says whether a column must be filled in (or may be left out of the file entirely)."""
     if column.optional:
         return "no (the column may be left out)"
     return "yes" if column.required else "no"
+
 
 def column_rules(column: ColumnSpec) -> str:
     parts = []

@@ -82,26 +82,6 @@ def _cell_value(value, column: str, percent: Iterable[str], money: Iterable[str]
     return safe_cell(text), "@"
 
 
-def _write_numbers(sheet, j: int, series: pd.Series, column: str, percent: Iterable[str], money: Iterable[str],
-                   number_format) -> int:
-    """A numeric column in one pass (the format chosen as ``_cell_value`` would, without asking each cell its type);
-    returns the width its numbers need."""
-    values = series.to_numpy(dtype=float, na_value=np.nan)
-    whole = np.mod(values, 1) == 0
-    if column in percent and not pd.api.types.is_integer_dtype(series):
-        fmts = np.full(len(values), PERCENT_FORMAT, dtype=object)
-    elif column in money:
-        fmts = np.full(len(values), MONEY_FORMAT, dtype=object)
-    else:
-        fmts = np.where(whole, INTEGER_FORMAT, DECIMAL_FORMAT)
-    for i, (value, fmt) in enumerate(zip(values.tolist(), fmts.tolist(), strict=True), start=1):
-        if value == value:  # NaN (missing) leaves the cell empty
-            sheet.write_number(i, j, value, number_format(fmt))
-    finite = np.abs(values[np.isfinite(values)])
-    digits = len(f"{finite.max():,.0f}") if finite.size else 1
-    return min(digits + (0 if column in percent else 4), 60)
-
-
 def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str] = (), money: Iterable[str] = (),
                    not_percent: Iterable[str] = (), created: datetime | None = None) -> bytes:
     """Write ``{sheet name: frame}`` as one XLSX workbook and return its bytes.
@@ -144,12 +124,7 @@ def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str]
             sheet.write_string(0, j, safe_cell(column), header)
         widths = [len(c) for c in columns]
         for j, column in enumerate(columns):
-            series = frame.iloc[:, j]
-            if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-                widths[j] = max(widths[j], _write_numbers(sheet, j, series, column, percent_columns, money_columns,
-                                                          number_format))
-                continue
-            for i, raw in enumerate(series.tolist(), start=1):
+            for i, raw in enumerate(frame.iloc[:, j].tolist(), start=1):
                 value, fmt = _cell_value(raw, column, percent_columns, money_columns)
                 if value is None:
                     continue
