@@ -8,6 +8,7 @@ personal data (names, dates of birth, raw identifiers).
 
 from contracts.errors import ContractsError
 from outcomes.errors import OutcomesError
+from reports.pdf import PdfEngineError
 
 
 class CjmonitorError(Exception):
@@ -28,4 +29,4 @@ class InputFileError(CjmonitorError):
     """An input file cannot be read or used; the message names file, row and column."""
 
 
-USER_ERRORS: tuple[type[Exception], ...] = (CjmonitorError, ContractsError, OutcomesError)
+USER_ERRORS: tuple[type[Exception], ...] = (CjmonitorError, ContractsError, OutcomesError, PdfEngineError)

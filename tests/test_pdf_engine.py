@@ -74,6 +74,12 @@ def test_engine_settings_fail_with_what_to_do(monkeypatch, tmp_path):
         pdf.engine()
 
 
+def test_engine_errors_are_user_errors_the_cli_prints_without_a_traceback():
+    from cjmonitor.errors import USER_ERRORS
+
+    assert issubclass(pdf.PdfEngineError, USER_ERRORS)
+
+
 def _print_in_worker(_: int) -> bool:
     return pdf.pdf_bytes(DOCUMENT, None).startswith(b"%PDF")
 
