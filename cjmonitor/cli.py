@@ -2,6 +2,25 @@
 
 User errors (``CjmonitorError``, ``OutcomesError``) are printed as one clear
 message on stderr with exit code 2; anything else is a bug and keeps its traceback.
+
+Start-up: lazy imports (read this before adding a command or a ``cli_*.py`` module)
+----------------------------------------------------------------------------------
+Every ``cjmonitor`` process imports this module and every ``cli_*.py`` module it registers, so
+``cjmonitor --help`` costs whatever they import at the top. At module level import only the
+standard library, ``click``, ``cjmonitor.errors`` and ``cjmonitor.settings`` (and, in a ``cli_*.py``
+module, the option helpers of this module). Everything else (pandas, numpy, scipy, statsmodels,
+matplotlib, jinja2, sqlmodel/sqlalchemy, ``contracts.*``, ``outcomes.*``, ``reports.*``,
+``cjmonitor.pipeline``/``db``/``demo``) is imported inside the command function that uses it::
+
+    @cli.command()
+    def mycommand(home):
+        from cjmonitor.pipeline import something   # here, not at the top
+
+For type hints of such types write ``from __future__ import annotations`` and import them under
+``if TYPE_CHECKING:``. A light command that only checks the schema imports ``ensure_schema`` from
+``cjmonitor.migrate`` (not from ``cjmonitor.pipeline``, which imports pandas).
+``tests/test_startup.py`` fails if ``import cjmonitor.cli`` pulls in pandas, numpy, scipy,
+statsmodels, matplotlib, jinja2 or sqlmodel, or if ``cjmonitor --help`` becomes slow.
 """
 
 from __future__ import annotations
@@ -248,7 +267,7 @@ def returns_list(home, period, provider, status, as_json) -> None:
     from sqlmodel import select
 
     from cjmonitor.db import session_scope
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.models import Submission
 
     _check_period(period)
@@ -282,7 +301,7 @@ def returns_show(home, submission_id, as_json) -> None:
 
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.models import Submission, ValidationIssue
 
     settings = _settings(home)
@@ -313,7 +332,7 @@ def returns_show(home, submission_id, as_json) -> None:
 def returns_status(home, period, as_json) -> None:
     """Expected returns for a month: accepted, quarantined, late, missing, per provider."""
     from cjmonitor.db import session_scope
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.status import return_status
 
     _check_period(period)
@@ -386,7 +405,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
 
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.actions import recommended_actions
     from contracts.catalogue import MEASURES_BY_CODE
     from contracts.credits import statement
@@ -484,7 +503,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
 def credits(home, contract_id, period, as_json) -> None:
     """Service credits due for a month (after the quarterly cap) and payment by results, with the working."""
     from cjmonitor.db import session_scope
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.credits import statement
 
     _check_period(period)
@@ -519,7 +538,7 @@ def distribute(home, period, dry_run, resend, as_json) -> None:
     Exit status 1 when any delivery failed or was refused.
     """
     from cjmonitor.distribute import distribute as run_distribute
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
 
     _check_period(period)
     settings = _settings(home)
@@ -549,7 +568,7 @@ def recipients_add(home, email, name, scopes) -> None:
     """Add a recipient, or add scopes to an existing one."""
     from cjmonitor.db import session_scope
     from cjmonitor.distribute import add_recipient
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
 
     parsed = []
     for scope in scopes:
@@ -573,7 +592,7 @@ def recipients_list(home, as_json) -> None:
 
     from cjmonitor.db import session_scope
     from cjmonitor.distribute import scopes_of
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.models import Recipient
 
     settings = _settings(home)
@@ -599,7 +618,7 @@ def recipients_remove(home, email) -> None:
 
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.models import Recipient
 
     settings = _settings(home)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from cjmonitor.cli import HOME_OPTION, JSON_OPTION, _check_period, _settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -28,7 +31,7 @@ def funnel_command(home, measure_code, period, months, as_json):
     """Every area's rate of a KPI against the national rate, with 95% and 99.8% funnel limits by volume."""
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.benchmark import funnel
 
     _check_period(period)
@@ -67,7 +70,7 @@ def breakdowns_command(home, measure_code, period, area_code, contract_id, month
     """
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.benchmark import breakdowns
 
     _check_period(period)
@@ -104,7 +107,7 @@ def breakdowns_command(home, measure_code, period, area_code, contract_id, month
 def value_command(home, area_code, contract_id, as_json):
     """Reoffences avoided (comparison-group effect x people served) and their estimated worth, with intervals."""
     from cjmonitor.db import session_scope
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.value import format_gbp, value_view
 
     settings = _settings(home)
@@ -152,7 +155,7 @@ def vary_command(home, contract_id, effective, kind, description, measure_code, 
     from datetime import date
 
     from cjmonitor.db import session_scope
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.variations import NewTerms, record_variation
 
     _check_period(effective)
@@ -182,7 +185,7 @@ def vary_command(home, contract_id, effective, kind, description, measure_code, 
 def targets_command(home, contract_id, as_json):
     """A contract's KPI terms over time and its variations: the renegotiation history."""
     from cjmonitor.db import session_scope
-    from cjmonitor.pipeline import ensure_schema
+    from cjmonitor.migrate import ensure_schema
     from contracts.variations import target_history
 
     settings = _settings(home)

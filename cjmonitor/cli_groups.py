@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from cjmonitor.errors import InputFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CSV_OPTION = click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False),
                           help="Input CSV, one row per person (or per unit and period).")
@@ -28,6 +31,8 @@ def _split(value: str | None) -> list[str]:
 
 
 def _read_csv(path: str, columns: list[str], text_columns: list[str] = ()) -> pd.DataFrame:
+    import pandas as pd
+
     file = Path(path)
     if not file.is_file():
         raise InputFileError(f"{path}: no such file")
@@ -138,6 +143,8 @@ def did_command(csv_path, unit, time_col, outcome, treated, post, alpha, as_json
 @JSON_OPTION
 def synth_command(csv_path, unit, time_col, outcome, treated_unit, intervention, as_json):
     """Synthetic control with placebo-in-space inference."""
+    import pandas as pd
+
     from outcomes.errors import OutcomesError
     from outcomes.synth import synthetic_control
 

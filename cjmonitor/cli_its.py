@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from cjmonitor.errors import InputFileError
-from outcomes.its import fit_its
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _read(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_csv(path)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -40,6 +44,8 @@ def _read(path: Path) -> pd.DataFrame:
 def its_command(csv_path, time_column, outcome, interventions, family, offset, denominator, seasonality, scale, errors,
                 level_only, control_csv, alpha, as_json):
     """Interrupted time series (segmented regression) on a CSV: level and slope change at each intervention."""
+    from outcomes.its import fit_its
+
     data = _read(csv_path)
     if control_csv is not None:
         if family != "gaussian":

@@ -17,3 +17,23 @@ def alembic_config(settings: Settings) -> Config:
     config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     config.attributes["settings"] = settings
     return config
+
+
+def ensure_schema(settings: Settings) -> None:
+    """Refuse to work on a database whose schema is not at the latest migration, saying what to run.
+
+    Here rather than in ``cjmonitor.pipeline`` (which re-exports it) so that light commands such as
+    ``cjmonitor returns list`` check the schema without importing pandas and the statistics stack.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from cjmonitor.db import get_engine
+    from cjmonitor.errors import ConfigError
+
+    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+    with get_engine(settings).connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        state = "has no cjmonitor schema" if current is None else f"is at revision {current}, not {head}"
+        raise ConfigError(f"the database {settings.database_url} {state}: run `cjmonitor db upgrade` first")

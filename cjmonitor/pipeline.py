@@ -23,7 +23,8 @@ from sqlalchemy import select as select_rows
 from sqlmodel import Session, select
 
 from cjmonitor.db import session_scope
-from cjmonitor.errors import ConfigError, NotFoundError
+from cjmonitor.errors import NotFoundError
+from cjmonitor.migrate import ensure_schema  # noqa: F401  (re-exported: callers import it from here)
 from cjmonitor.settings import Settings
 from contracts.catalogue import MEASURES, SERVICE_NAMES, measures_for
 from contracts.ingest import IngestOutcome, ingest_file
@@ -102,22 +103,6 @@ def upgrade_db(settings: Settings) -> None:
 
     settings.ensure_dirs()
     command.upgrade(alembic_config(settings), "head")
-
-
-def ensure_schema(settings: Settings) -> None:
-    """Refuse to work on a database whose schema is not at the latest migration, saying what to run."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from cjmonitor.db import get_engine
-    from cjmonitor.migrate import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
-    with get_engine(settings).connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    if current != head:
-        state = "has no cjmonitor schema" if current is None else f"is at revision {current}, not {head}"
-        raise ConfigError(f"the database {settings.database_url} {state}: run `cjmonitor db upgrade` first")
 
 
 # ------------------------------------------------------------------ reference data
