@@ -1,4 +1,7 @@
-# The two commands: `make demo` and `make test`. Both build .venv from uv.lock when needed.
+# The two commands: `make demo` and `make test`. Both build .venv from uv.lock when needed and first run
+# scripts/system-deps.sh (as root it installs the missing Debian packages; otherwise it prints the one
+# `sudo apt-get install` line). `make test` is the whole suite with its own throwaway PostgreSQL on 127.0.0.1;
+# `make test-fast` is the inner loop (the same suite without the 1,000-simulation coverage tests, marked `simulation`).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +12,7 @@ STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | sha256sum | cut -c
 # statsmodels from source again (seconds of start-up each time).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test lint bench airflow clean env
+.PHONY: demo test test-fast lint bench airflow clean env
 
 env: $(STAMP)
 
@@ -20,10 +23,15 @@ $(STAMP): pyproject.toml uv.lock
 	@touch $@
 
 demo: $(STAMP)
+	@scripts/system-deps.sh demo
 	$(VENV)/bin/cjmonitor demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	@scripts/system-deps.sh test
+	scripts/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	scripts/with-postgres.sh $(PY) -m pytest -m "not simulation" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,7 @@
 """Headless Chromium for page tests: Debian's /usr/bin/chromium driven by Playwright (never `playwright install`).
 
-`.ci/run` installs the chromium package; a machine without it fails these tests with a message saying so,
-rather than skipping them.
+`scripts/system-deps.sh` (run by `make test`) installs the chromium package as root; where it cannot be had the
+page tests skip saying so, except under CI=true, where they fail (tests/deps.py).
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from reports.pdf import CHROMIUM_FLAGS, chromium_executable
+from tests.deps import missing
 
 
 def chromium_path() -> str:
     path = chromium_executable()
     if path is None:
-        raise RuntimeError("Debian's chromium is not installed: `apt-get install -y chromium` (.ci/run does this)")
+        missing("Debian's chromium", "chromium")
     return path
 
 

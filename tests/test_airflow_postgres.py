@@ -19,17 +19,14 @@ from cjmonitor.db import dispose_engines, session_scope
 from cjmonitor.demo import generate_world
 from cjmonitor.settings import get_settings
 from contracts.models import Artifact, Submission
+from tests.deps import need_postgres_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow]
 
 
 @pytest.fixture
 def databases():
-    url = os.environ.get("CJMONITOR_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CJMONITOR_REQUIRE_POSTGRES") == "1":
-            pytest.fail("CJMONITOR_REQUIRE_POSTGRES=1 but CJMONITOR_TEST_POSTGRES_URL is not set")
-        pytest.skip("no PostgreSQL server: set CJMONITOR_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+    url = need_postgres_url()
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     names = {"airflow": f"af_{uuid.uuid4().hex[:8]}", "app": f"cj_{uuid.uuid4().hex[:8]}"}
     with admin.connect() as connection:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ from cjmonitor.cli import cli
 from cjmonitor.db import session_scope
 from cjmonitor.settings import get_settings
 from contracts.models import Artifact, Judgement
+from tests.deps import poppler
 
 CONTRACT, AS_OF = "CRC-E23000005", "2025-12"  # Greater Manchester: renegotiated in 2024-07
 
@@ -32,7 +32,7 @@ def pack(demo_home, tmp_path_factory):
 
 def test_pdf_summary_states_what_the_database_shows(pack):
     home, paths = pack
-    text = subprocess.run(["pdftotext", "-layout", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout
+    text = poppler(["pdftotext", "-layout", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout
     flat = " ".join(text.split())
     months = [str(pd.Period(AS_OF, "M") - i) for i in range(12)]
     with session_scope(get_settings(home)) as session:
@@ -51,7 +51,7 @@ def test_pdf_summary_states_what_the_database_shows(pack):
 
 def test_pdf_pages_render_as_pictures(pack, tmp_path):
     _home, paths = pack
-    subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "3", paths["pdf"], str(tmp_path / "page")], check=True)
+    poppler(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "3", paths["pdf"], str(tmp_path / "page")], check=True)
     import matplotlib.image as mpimg
 
     pages = sorted(tmp_path.glob("page-*.png"))
@@ -94,7 +94,7 @@ def test_failing_providers_pack_asks_from_the_funnel(pack, demo_summary):
     result = CliRunner().invoke(cli, ["pack", "--home", str(home), "--contract", contract_id, "--as-of", AS_OF, "--json"])
     assert result.exit_code == 0, result.output
     paths = json.loads(result.output)
-    flat = " ".join(subprocess.run(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
+    flat = " ".join(poppler(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
     from contracts.benchmark import funnel
 
     with session_scope(get_settings(home)) as session:

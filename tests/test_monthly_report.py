@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 
 import pandas as pd
 import pytest
@@ -13,6 +12,7 @@ from sqlmodel import select
 
 from cjmonitor.cli import cli
 from reports.suppression import SUPPRESSED, suppress_breakdown, suppress_row
+from tests.deps import poppler
 
 AREA, PERIOD = "E23000005", "2025-12"
 
@@ -41,7 +41,7 @@ def report(demo_home, tmp_path_factory):
 
 def test_report_names_the_failing_provider_as_an_exception(report, demo_summary):
     _home, paths = report
-    text = " ".join(subprocess.run(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
+    text = " ".join(poppler(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
     assert "Greater Manchester: commissioned services, December 2025" in text
     assert "Exceptions needing a decision" in text and "Gateway Resettlement Partnership" in text
     assert "Settled accommodation on the first night" in text
@@ -75,7 +75,7 @@ def test_report_breakdowns_and_value_view_match_the_analysts_view(report):
             assert float(leavers.at[group, "completed"]) == expected.at[group, "numerator"]
             assert float(leavers.at[group, "ended"]) == expected.at[group, "denominator"]
     assert float(leavers.at["Total", "ended"]) == expected["denominator"].sum()
-    text = " ".join(subprocess.run(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
+    text = " ".join(poppler(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
     assert "by ethnic group" in text and "by care leaver" in text and "young adults (18-24)" in text
     assert value["lines"] and "Reoffences avoided (an estimate)" in text
     assert f"among {value['lines'][0]['n_matched']} people served" in text

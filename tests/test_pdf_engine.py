@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from reports import pdf
+from tests.deps import poppler
 
 ROWS = 160
 DOCUMENT = """<!doctype html><html lang="en-GB"><head><meta charset="utf-8"><title>Engine check</title><style>
@@ -25,7 +26,7 @@ table { border-collapse: collapse; width: 100%; } thead { display: table-header-
 def _text_of_pages(data: bytes, tmp_path) -> list[str]:
     path = tmp_path / "check.pdf"
     path.write_bytes(data)
-    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    text = poppler(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
     return [page for page in text.split("\f") if page.strip()]
 
 

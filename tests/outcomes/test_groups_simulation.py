@@ -45,6 +45,7 @@ def simulate(estimator, effect: float, seed: int, simulations: int = SIMULATIONS
 
 
 @pytest.mark.slow
+@pytest.mark.simulation
 @pytest.mark.parametrize("estimator", list(ESTIMATORS))
 def test_interval_covers_the_true_effect_93_to_97_percent(estimator):
     low, high, _, naive = simulate(estimator, -0.08, seed=20231)
@@ -54,6 +55,7 @@ def test_interval_covers_the_true_effect_93_to_97_percent(estimator):
 
 
 @pytest.mark.slow
+@pytest.mark.simulation
 @pytest.mark.parametrize("estimator", ["match-without-replacement", "match-with-replacement", "ipw"])
 def test_false_positive_rate_is_4_to_6_percent_with_no_effect(estimator):
     _, _, p, _ = simulate(estimator, 0.0, seed=20232, simulations=NULL_SIMULATIONS)

@@ -68,6 +68,7 @@ def test_injected_level_and_slope_changes_are_recovered():
 
 
 @pytest.mark.slow
+@pytest.mark.simulation
 def test_coverage_and_false_positives_with_seasonality():
     """Over 1,000 simulated series each (white noise, seasonality, a trend): 95% intervals cover the injected
     level change 93-97% of the time, and with no effect it is 'significant' at alpha 0.05 in 4-6% of series."""

@@ -1,0 +1,51 @@
+"""A missing system package skips a test with the install line, except under CI=true, where it fails."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.deps import missing, need_postgres_url
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_missing_dependency_skips_with_the_install_line(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"sudo apt-get install -y chromium"):
+        missing("Debian's chromium", "chromium")
+
+
+def test_missing_dependency_fails_under_ci(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"CI=true: Debian's chromium is not installed"):
+        missing("Debian's chromium", "chromium")
+
+
+def test_no_postgres_server_fails_under_ci_and_skips_otherwise(monkeypatch):
+    monkeypatch.delenv("CJMONITOR_TEST_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("CJMONITOR_REQUIRE_POSTGRES", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="make test"):
+        need_postgres_url()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CJMONITOR_TEST_POSTGRES_URL is not set"):
+        need_postgres_url()
+
+
+def test_system_deps_script_prints_the_install_line_when_it_cannot_install(tmp_path):
+    # A PATH with bash but none of the tools, and no apt-get: the script names what is missing and carries on.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "ls", "id", "dirname"):
+        found = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        (bin_dir / tool).symlink_to(found)
+    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "system-deps.sh"), "demo"], capture_output=True,
+                            text=True, env={"PATH": str(bin_dir)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    if Path("/usr/bin/chromium").exists():
+        assert "sudo apt-get install -y poppler-utils" in result.stderr, result.stderr
+    else:
+        assert "sudo apt-get install -y chromium poppler-utils" in result.stderr, result.stderr
