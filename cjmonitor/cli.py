@@ -48,15 +48,36 @@ class _Group(click.Group):
             ctx.exit(2)
 
 
+def _quiet_callback(_ctx, _param, quiet: bool) -> bool:
+    if quiet:
+        from cjmonitor import progress
+
+        progress.configure(enabled=False)
+    return quiet
+
+
+def _json_callback(_ctx, _param, as_json: bool) -> bool:
+    if as_json:  # progress goes to stderr, and only to a terminal: the JSON on stdout stays clean
+        from cjmonitor import progress
+
+        progress.configure(json_output=True)
+    return as_json
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@click.option("-q", "--quiet", is_flag=True, callback=_quiet_callback,
+              help="No progress bars or progress lines (CJMONITOR_PROGRESS=off does the same).")
 @click.version_option(package_name="cjmonitor")
-def cli(verbose: bool) -> None:
+def cli(verbose: bool, quiet: bool) -> None:
     """cjmonitor: commissioning outcomes and contract performance for criminal-justice commissioners.
 
     Pulls providers' monthly returns, validates and stores them, derives KPIs, judges them
     against contract targets with proper statistics, and writes scorecards and reports.
     """
+    from cjmonitor import progress
+
+    progress.configure(enabled=not quiet, json_output=False)  # each command starts from the defaults
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -81,8 +102,17 @@ def _echo_json(data) -> None:
 
 HOME_OPTION = click.option("--home", type=click.Path(file_okay=False), default=None,
                            help="cjmonitor home (holds var/ and out/); default $CJMONITOR_HOME or the current directory.")
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, callback=_json_callback,
+                           help="Print the result as JSON.")
+# Commands that show progress (demo, generate, ingest, run, render) also take --quiet after their name.
+QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet_callback,
+                            help="No progress bars or progress lines.")
 PERIOD_TYPE = click.STRING
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 error', '2 errors'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _check_period(period: str | None) -> str | None:
@@ -126,6 +156,7 @@ def _world_options(function):
 @HOME_OPTION
 @_world_options
 @JSON_OPTION
+@QUIET_OPTION
 def generate(home, areas, months, seed, scale, start, as_json) -> None:
     """Write a synthetic world's returns into the drop folder and its truth.json (no loading)."""
     from cjmonitor.demo import generate_world
@@ -145,6 +176,7 @@ def generate(home, areas, months, seed, scale, start, as_json) -> None:
 @HOME_OPTION
 @_world_options
 @JSON_OPTION
+@QUIET_OPTION
 def demo(home, areas, months, seed, scale, start, as_json) -> None:
     """Generate the synthetic world and run the whole job end to end: ingest, derive, judge, render."""
     from cjmonitor.demo import generate_world
@@ -154,19 +186,25 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     started = time.perf_counter()
     if settings.drop_dir.exists() and any(settings.drop_dir.iterdir()):
         click.echo(f"note: {settings.drop_dir} already holds files; regenerating the world over them", err=True)
-    upgrade_db(settings)
+    from cjmonitor import progress
+
+    first_stage = len(progress.timings())
+    with progress.stage("Preparing the database"):
+        upgrade_db(settings)
     world = generate_world(settings.drop_dir, settings.truth_path, seed=seed, areas=areas, months=months,
                            start=start, scale=scale)
-    load_world_reference(settings, world)
     from cjmonitor.db import session_scope
     from cjmonitor.distribute import demo_recipients
 
-    with session_scope(settings) as session:
-        demo_recipients(session)
+    with progress.stage("Loading contracts, targets and recipients"):
+        load_world_reference(settings, world)
+        with session_scope(settings) as session:
+            demo_recipients(session)
     result = run_all(settings)
     from reports.specs import write_spec_documents
 
-    write_spec_documents(settings.out_dir / "specs")
+    with progress.stage("Writing return specs and templates"):
+        write_spec_documents(settings.out_dir / "specs")
     from cjmonitor.documents import render_documents
 
     # Every evidence pack and monthly report for the latest period, across every core; the index last.
@@ -197,6 +235,7 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
         "truth": str(settings.truth_path),
         "database": settings.database_url,
         "seconds": round(time.perf_counter() - started, 1),
+        "stage_seconds": {t.name: t.seconds for t in progress.timings()[first_stage:]},
     }
     if as_json:
         _echo_json(summary)
@@ -216,10 +255,15 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
                f"{first_report if first_report in reports else reports[0] if reports else 'none'}")
     click.echo(f"  injected effects to recover: {summary['truth']}")
     click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
+    click.echo("  time by stage: " + "; ".join(f"{name} {progress.format_seconds(seconds)}"
+                                               for name, seconds in summary["stage_seconds"].items()))
     home_flag = f" --home {settings.home}" if Path.cwd().resolve() != settings.home else ""
     failing = world.truth["failing_contracts"][0]
     click.echo(f"  try: cjmonitor scorecard{home_flag} --contract {failing} --period {summary['period']}   "
                "(is this provider meeting its contract, and what to do)")
+
+
+PROBLEMS_SHOWN = 5  # `cjmonitor ingest` prints this many problems of each rejected file; the rest are in its error report
 
 
 @cli.command()
@@ -228,6 +272,7 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
 @click.option("--source", "source_name", default=None, help="Only this configured source (see sources.toml).")
 @click.option("--provider", default=None, help="Only this provider's files.")
 @JSON_OPTION
+@QUIET_OPTION
 def ingest(home, paths, source_name, provider, as_json) -> None:
     """Land, validate and load new returns: the given files, or every configured source.
 
@@ -243,6 +288,13 @@ def ingest(home, paths, source_name, provider, as_json) -> None:
         for outcome in summary.outcomes:
             if outcome["status"] != "accepted":
                 click.echo(f"{outcome['status']:>12}  {outcome['file']}: {outcome['message']}")
+            problems = outcome.get("problems") or []
+            for problem in problems[:PROBLEMS_SHOWN]:
+                where = f"row {problem['row']}" if problem["row"] is not None else "file"
+                column = f", column {problem['column']}" if problem["column"] else ""
+                click.echo(f"{'':>14}{where}{column}: {problem['message']}")
+            if outcome.get("errors", 0) > PROBLEMS_SHOWN and outcome["status"] == "rejected":
+                click.echo(f"{'':>14}and {outcome['errors'] - PROBLEMS_SHOWN} more in the error report")
         click.echo(f"accepted {summary.accepted}, quarantined {summary.rejected}, already received {summary.duplicate}, "
                    f"refused {summary.refused}, unrecognised {summary.unrecognised}")
         for report in summary.error_reports:
@@ -318,7 +370,7 @@ def returns_show(home, submission_id, as_json) -> None:
         return
     click.echo(f"submission {data['id']}: {data['file_name']} ({data['provider_id']}, {data['return_type']}, {data['period']}, version {data['version']})")
     click.echo(f"  status {data['status']}{' (current)' if data['is_current'] else ''}; received {data['received_at']}"
-               f"{' LATE' if data['is_late'] else ''}; {data['rows']} rows; {data['errors']} errors, {data['warnings']} warnings")
+               f"{' LATE' if data['is_late'] else ''}; {data['rows']} rows; {_count(data['errors'], 'error')}, {_count(data['warnings'], 'warning')}")
     click.echo(f"  source {data['source']}; sha256 {data['sha256']}")
     for i in issues:
         where = f"row {i['row']}" if i["row"] is not None else "file"
@@ -356,6 +408,7 @@ def returns_status(home, period, as_json) -> None:
 @click.option("--period", default=None, help="Month to render, YYYY-MM (default: the latest judged month).")
 @click.option("--contract", "contracts", multiple=True, help="Only this contract (repeatable).")
 @JSON_OPTION
+@QUIET_OPTION
 def run(home, period, contracts, as_json) -> None:
     """Ingest, derive KPIs, judge them, run the outcome methods and render scorecards (no scheduler needed)."""
     from cjmonitor.pipeline import analyse, derive, judge, render
@@ -382,6 +435,7 @@ def run(home, period, contracts, as_json) -> None:
 @click.option("--period", default=None, help="Month to render, YYYY-MM (default: the latest judged month).")
 @click.option("--contract", "contracts", multiple=True, help="Only this contract (repeatable).")
 @JSON_OPTION
+@QUIET_OPTION
 def render(home, period, contracts, as_json) -> None:
     """Render provider scorecards and the index from what is already judged."""
     from cjmonitor.pipeline import render as run_render

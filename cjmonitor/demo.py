@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cjmonitor import progress
 from cjmonitor.errors import ConfigError
 from contracts.catalogue import (
     CONTRACT_PREFIX,
@@ -614,7 +615,7 @@ def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED
     equality_rng = np.random.default_rng([seed, 4])
     world.truth["breakdown_effects"] = [{"measure": CARE_LEAVER_MEASURE, "group": "care_leaver",
                                          "difference": CARE_LEAVER_DIFFERENCE}]
-    for m, period in enumerate(month_periods):
+    for m, period in progress.track(list(enumerate(month_periods)), "Simulating months of casework"):
         for contract in world.contracts:
             return_type, maker = ROW_MAKERS[contract.service_type]
             frame = maker(rng, world, contract, m)
@@ -628,7 +629,7 @@ def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED
                 per_file.setdefault((contract.provider_id, return_type, period), []).append(frame)
 
     files: list[str] = []
-    for index, key in enumerate(monthly_keys):
+    for index, key in progress.track(list(enumerate(monthly_keys)), "Writing return files"):
         provider_id, return_type, period = key
         frame = pd.concat(per_file[key], ignore_index=True)
         frame = frame[list(SPECS[return_type].column_names)]

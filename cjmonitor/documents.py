@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
+from cjmonitor import progress
 from cjmonitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -122,9 +123,11 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
     seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     started = time.perf_counter()
+    names = {"scorecard": "scorecards", "evidence_pack": "evidence packs", "monthly_report": "monthly reports"}
+    label = "Rendering " + ", ".join(names.get(kind, kind) for kind in kinds)
     if workers == 1:
         cache: dict = {}
-        for kind, key in tasks:
+        for kind, key in progress.track(tasks, label):
             _kind, paths, took, used = render_one(settings, kind, key, period, cache=cache)
             documents[kind] += paths
             seconds[kind].append(took)
@@ -135,7 +138,7 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
         dispose_engines()  # no pooled connection is inherited by the forked workers
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start) as pool:
             futures = {pool.submit(render_one, settings, kind, key, period): (kind, key) for kind, key in tasks}
-            for future in as_completed(futures):
+            for future in progress.track(as_completed(futures), label, total=len(futures)):
                 kind, paths, took, used = future.result()
                 documents[kind] += paths
                 seconds[kind].append(took)

@@ -22,6 +22,7 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy import select as select_rows
 from sqlmodel import Session, select
 
+from cjmonitor import progress
 from cjmonitor.db import session_scope
 from cjmonitor.errors import NotFoundError
 from cjmonitor.migrate import ensure_schema  # noqa: F401  (re-exported: callers import it from here)
@@ -197,6 +198,9 @@ class IngestSummary:
             "file": outcome.file_name, "status": outcome.status, "submission_id": outcome.submission_id,
             "provider_id": outcome.provider_id, "return_type": outcome.return_type, "period": outcome.period,
             "version": outcome.version, "rows": outcome.rows, "errors": outcome.errors, "message": outcome.message,
+            # the first few errors of a rejected file, for the terminal; every one is in its error report
+            "problems": [{"row": i.row, "column": i.column, "message": i.message}
+                         for i in outcome.issues if i.severity == "error"][:5] if outcome.status == "rejected" else [],
         })
 
     def to_dict(self) -> dict:
@@ -245,7 +249,8 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
     settings.ensure_dirs()
     key = settings.pseudonymisation_key()
     summary = IngestSummary()
-    for path, source_label, source in _candidates(settings, source_name, paths, summary):
+    candidates = list(_candidates(settings, source_name, paths, summary))
+    for path, source_label, source in progress.track(candidates, "Ingesting returns"):
         parsed = parse_file_name(path.name)
         if provider_id is not None and (parsed is None or parsed.provider_id != provider_id):
             continue
@@ -293,14 +298,14 @@ def month_before(moment: datetime) -> str:
 
 def derive(settings: Settings) -> int:
     ensure_schema(settings)
-    with session_scope(settings) as session:
+    with progress.stage("Deriving KPIs"), session_scope(settings) as session:
         return derive_kpis(session)
 
 
 def judge(settings: Settings) -> int:
     """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
     ensure_schema(settings)
-    with session_scope(settings) as session:
+    with progress.stage("Judging KPIs against targets"), session_scope(settings) as session:
         values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
         session.execute(delete(Judgement))
         if values.empty:
@@ -340,10 +345,15 @@ def analyse(settings: Settings) -> dict:
     from contracts.analysis import cohort_findings, its_findings, synth_findings
 
     ensure_schema(settings)
-    with session_scope(settings) as session, keep_creation_times(session, Finding):
+    with (progress.stage("Outcome methods (matching, synthetic control, ITS)") as tick,
+          session_scope(settings) as session, keep_creation_times(session, Finding)):
+        tick(0, total=3)
         cohorts = cohort_findings(session, settings.alpha)
+        tick()
         synths = synth_findings(session, settings.alpha)
+        tick()
         its = its_findings(session, settings.alpha)
+        tick()
         return {"comparison_group": len(cohorts), "synthetic_control": len(synths), "its": len(its)}
 
 

@@ -534,8 +534,8 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
              "code": i.code, "message": i.message} for i in issues
         ])
     if errors:
-        outcome.message = f"rejected: {errors} errors; nothing loaded"
-        log.warning("%s rejected with %d errors", name, errors)
+        outcome.message = f"rejected: {errors} error{'' if errors == 1 else 's'}; nothing loaded"
+        log.warning("%s rejected with %d error%s", name, errors, "" if errors == 1 else "s")
         return outcome
     table = RECORD_TABLES[parsed_name.return_type]
     records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)

@@ -46,8 +46,9 @@ def test_list_and_show(demo_home, demo_summary):
     assert missing.exit_code == 2 and "no submission 999999" in missing.output
 
 
-def test_ingest_exit_codes(tmp_path, demo_home, demo_summary):
+def test_ingest_exit_codes(tmp_path, writable_demo_home, demo_summary):
     runner = CliRunner()
+    demo_home = writable_demo_home  # this test ingests into it
     home = tmp_path / "home"
     assert runner.invoke(cli, ["db", "upgrade", "--home", str(home)]).exit_code == 0
     # A new home knows no providers: every file is unrecognised -> exit 1 with the reason.
@@ -63,3 +64,34 @@ def test_ingest_exit_codes(tmp_path, demo_home, demo_summary):
     result = runner.invoke(cli, ["ingest", "--home", str(demo_home), str(bad)])
     assert result.exit_code == 1 and "rejected" in result.output and "error report:" in result.output
     assert runner.invoke(cli, ["ingest", "--home", str(demo_home), "--source", "nope"]).exit_code == 2
+
+
+def test_ingest_prints_the_first_problems_of_a_rejected_file(tmp_path, writable_demo_home):
+    import pandas as pd
+
+    runner = CliRunner()
+    good = writable_demo_home / "var" / "drop" / "northstar-rehab_crc_caseload_2023-01.csv"
+    frame = pd.read_csv(good, dtype=str, keep_default_na=False)
+    assert len(frame) > 8
+    seven = frame.copy()
+    seven.loc[:6, "sex"] = "Male"  # rows 2-8 of the spreadsheet (the header is row 1)
+    many = tmp_path / "northstar-rehab_crc_caseload_2023-01_v7.csv"
+    seven.to_csv(many, index=False)
+    one = frame.copy()
+    one.loc[2, "sex"] = "Male"
+    single = tmp_path / "northstar-rehab_crc_caseload_2023-01_v8.csv"
+    one.to_csv(single, index=False)
+
+    result = runner.invoke(cli, ["ingest", "--home", str(writable_demo_home), "--quiet", str(many), str(single)])
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    first = lines.index(next(line for line in lines if many.name in line))
+    assert "rejected: 7 errors; nothing loaded" in lines[first]
+    shown = lines[first + 1:first + 6]
+    assert [line.split(":")[0].strip() for line in shown] == [f"row {r}, column sex" for r in range(2, 7)], lines
+    assert all("Male" in line for line in shown), shown
+    assert lines[first + 6].strip() == "and 2 more in the error report"
+    second = lines.index(next(line for line in lines if single.name in line))
+    assert "rejected: 1 error; nothing loaded" in lines[second]  # "1 error", not "1 errors"
+    assert lines[second + 1].strip().startswith("row 4, column sex:")
+    assert "more in the error report" not in lines[second + 2]
