@@ -123,6 +123,7 @@ def _build_demo_home(home: Path) -> None:
                                       "--months", str(SMALL_WORLD["months"]), "--seed", str(SMALL_WORLD["seed"]),
                                       "--json"])
     assert result.exit_code == 0, result.output
+    (home / "demo-summary.json").write_text(result.stdout)  # what `cjmonitor demo --json` printed (test_end_to_end)
     from cjmonitor.settings import get_settings
 
     get_settings(home).pseudonymisation_key()  # written now, so reading it later changes nothing

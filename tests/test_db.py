@@ -18,10 +18,9 @@ from contracts.models import Provider, Submission
 
 
 @pytest.fixture
-def settings(tmp_path):
-    settings = get_settings(tmp_path)
-    upgrade_db(settings)
-    return settings
+def settings(migrated_home):
+    # a copy of the template database that `upgrade_db` migrated once for the run (tests/conftest.py)
+    return get_settings(migrated_home)
 
 
 def test_migration_creates_exactly_the_models(settings):
@@ -34,9 +33,33 @@ def test_migration_creates_exactly_the_models(settings):
     assert diff == [], f"models and migrations disagree: {diff}"
 
 
-def test_upgrade_is_idempotent(settings):
+def _revision(settings) -> str | None:
+    with get_engine(settings).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def test_upgrade_is_idempotent(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    from cjmonitor.migrate import alembic_config
+    from tests.db_checksums import table_checksums
+
+    settings = get_settings(tmp_path)
+    assert _revision(settings) is None
+    upgrade_db(settings)  # a real Alembic run from an empty database
+    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+    assert _revision(settings) == head
+    with session_scope(settings) as session:
+        session.add(Provider(id="p1", name="Provider One", kind="private"))
+        session.add(_submission())
+    tables = set(inspect(get_engine(settings)).get_table_names())
+    before = table_checksums(settings)
     upgrade_db(settings)
     upgrade_db(settings)
+    assert _revision(settings) == head
+    assert set(inspect(get_engine(settings)).get_table_names()) == tables
+    assert table_checksums(settings) == before  # the rows stored survive, untouched
+    assert before["provider"][0] == 1 and before["submission"][0] == 1
 
 
 def _submission(**overrides) -> Submission:
