@@ -10,8 +10,11 @@ than 20 clusters a warning says they are unreliable (Cameron, Gelbach & Miller 2
 
 Examples
 --------
->>> result = did(frame, "fte", treated="nj", post="d")  # doctest: +SKIP
->>> round(result.did.estimate, 3)  # doctest: +SKIP
+Card & Krueger's New Jersey minimum-wage data, bundled in ``outcomes.examples``:
+
+>>> from outcomes.examples import card_krueger
+>>> result = did(card_krueger(), "fte", treated="nj", post="d")
+>>> round(result.did.estimate, 3)
 2.754
 """
 

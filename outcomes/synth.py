@@ -9,9 +9,13 @@ donor as if it were treated, and rank the treated area's post/pre RMSPE ratio am
 
 Examples
 --------
->>> result = synthetic_control(panel, "area", "month", "rate", treated="West Yorkshire",
-...                            intervention="2024-09")  # doctest: +SKIP
->>> result.placebo_p_value  # doctest: +SKIP
+A synthetic panel of 8 areas (``outcomes.examples``) in which West Yorkshire drops 6 points from 2024-09:
+
+>>> from outcomes.examples import area_panel
+>>> result = synthetic_control(area_panel(), "area", "month", "rate", treated="West Yorkshire",
+...                            intervention="2024-09")
+>>> round(result.placebo_p_value, 3)  # West Yorkshire's gap is the largest of the 8: p = 1/8
+0.125
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ trimming and winsorising of the weights at a quantile (Lee, Lessler & Stuart 201
 
 Examples
 --------
->>> result = ipw(frame, "served", "reoffended_12m", ["age", "prior_offences"])  # doctest: +SKIP
->>> result.att.ci_low, result.att.ci_high  # doctest: +SKIP
+>>> from outcomes.examples import selected_cohort  # synthetic: being served lowers reoffending by 8 points
+>>> result = ipw(selected_cohort(), "served", "reoffended_12m", ["age", "prior_offences"])
+>>> round(result.att.ci_low, 3), round(result.att.ci_high, 3)
+(-0.136, -0.04)
 """
 
 from __future__ import annotations
