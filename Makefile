@@ -26,12 +26,17 @@ demo: $(STAMP)
 	@scripts/system-deps.sh demo
 	$(VENV)/bin/cjmonitor demo
 
+# pytest-xdist: one worker per core, whole modules to a worker (module fixtures are built once); the shared
+# demo home is built once for all workers (tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: $(STAMP)
 	@scripts/system-deps.sh test
-	scripts/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
+	scripts/with-postgres.sh $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	scripts/with-postgres.sh $(PY) -m pytest -m "not simulation" $(PYTEST_ARGS)
+	scripts/with-postgres.sh $(PY) -m pytest $(XDIST) -m "not simulation" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

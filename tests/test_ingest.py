@@ -11,20 +11,19 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world, generate_world
+from cjmonitor.demo import build_world
 from cjmonitor.settings import get_settings
 from contracts.models import CrcRecord, Submission, ValidationIssue
 
 
 @pytest.fixture
-def world_home(tmp_path):
-    """A loaded reference world with an empty drop folder, and a folder of that world's generated returns."""
-    settings = get_settings(tmp_path / "home")
-    pipeline.upgrade_db(settings)
+def world_home(migrated_home, generated_world):
+    """A loaded reference world with an empty drop folder, and a folder of that world's generated returns
+    (generated once per run and shared: read from it, copy before changing)."""
+    settings = get_settings(migrated_home)
     world = build_world(seed=9, areas=5, months=24)
     pipeline.load_world_reference(settings, world)
-    generated = tmp_path / "generated"
-    generate_world(generated, tmp_path / "truth.json", seed=9, areas=5, months=24)
+    generated = generated_world(seed=9, areas=5, months=24) / "drop"
     settings.ensure_dirs()
     return settings, generated
 

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world, generate_world
+from cjmonitor.demo import build_world
 from cjmonitor.settings import get_settings
 from contracts.errors import SourceConfigError
 from contracts.models import Submission
@@ -20,13 +20,12 @@ from tests.sftp_server import LoopbackSFTPServer
 
 
 @pytest.fixture
-def world(tmp_path):
-    settings = get_settings(tmp_path / "home")
-    pipeline.upgrade_db(settings)
+def world(migrated_home, generated_world):
+    """A loaded reference world, and its generated returns (made once per run and shared: copy, never change)."""
+    settings = get_settings(migrated_home)
     world = build_world(seed=4, areas=5, months=24)
     pipeline.load_world_reference(settings, world)
-    generated = tmp_path / "generated"
-    generate_world(generated, tmp_path / "truth.json", seed=4, areas=5, months=24)
+    generated = generated_world(seed=4, areas=5, months=24) / "drop"
     return settings, generated
 
 
