@@ -49,3 +49,32 @@ def test_system_deps_script_prints_the_install_line_when_it_cannot_install(tmp_p
         assert "sudo apt-get install -y poppler-utils" in result.stderr, result.stderr
     else:
         assert "sudo apt-get install -y chromium poppler-utils" in result.stderr, result.stderr
+
+
+def test_the_read_only_demo_home_guard_sees_a_write(tmp_path):
+    # The check tests/conftest.py runs after every test that uses the shared demo home, on a home of its own.
+    import sqlite3
+
+    from tests.conftest import _describe_changes, _stat_fingerprint
+
+    home = tmp_path / "home"
+    (home / "var").mkdir(parents=True)
+    (home / "out").mkdir()
+    (home / "out" / "index.html").write_text("<p>index</p>")
+    database = home / "var" / "cjmonitor.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (x)")
+    before = _stat_fingerprint(home)
+    with sqlite3.connect(database) as connection:  # reading changes nothing
+        assert connection.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert _stat_fingerprint(home) == before
+    connection = sqlite3.connect(database)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("INSERT INTO t VALUES (1)")
+    connection.commit()  # the row sits in the write-ahead log while the connection is open
+    after = _stat_fingerprint(home)
+    connection.close()
+    assert "changed" in _describe_changes(before, after) or "added" in _describe_changes(before, after)
+    (home / "out" / "new.html").write_text("x")
+    assert "added: out/new.html" in _describe_changes(before, _stat_fingerprint(home))
