@@ -179,16 +179,17 @@ def generate(home, areas, months, seed, scale, start, as_json) -> None:
 @QUIET_OPTION
 def demo(home, areas, months, seed, scale, start, as_json) -> None:
     """Generate the synthetic world and run the whole job end to end: ingest, derive, judge, render."""
-    from cjmonitor.demo import generate_world
-    from cjmonitor.pipeline import load_world_reference, run_all, upgrade_db
-
-    settings = _settings(home)
-    started = time.perf_counter()
-    if settings.drop_dir.exists() and any(settings.drop_dir.iterdir()):
-        click.echo(f"note: {settings.drop_dir} already holds files; regenerating the world over them", err=True)
     from cjmonitor import progress
 
+    started = time.perf_counter()
     first_stage = len(progress.timings())
+    with progress.stage("Starting (loading the statistics stack)"):  # progress from the first second
+        from cjmonitor.demo import generate_world
+        from cjmonitor.pipeline import load_world_reference, run_all, upgrade_db
+
+    settings = _settings(home)
+    if settings.drop_dir.exists() and any(settings.drop_dir.iterdir()):
+        click.echo(f"note: {settings.drop_dir} already holds files; regenerating the world over them", err=True)
     with progress.stage("Preparing the database"):
         upgrade_db(settings)
     world = generate_world(settings.drop_dir, settings.truth_path, seed=seed, areas=areas, months=months,
