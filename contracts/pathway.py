@@ -204,11 +204,11 @@ def _stage_dict(stage: StageFigures) -> dict:
 class _Store:
     """Whole-area and breakdown figures indexed for sums over areas and months."""
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, frame: pd.DataFrame, area_code: str):
         whole = frame[frame["breakdown"].fillna("") == ""]
         self.whole = whole.set_index(["agency", "measure", "area_code", "period"])[["numerator", "denominator", "value"]]
         self.whole = self.whole.sort_index()
-        self.groups = frame[frame["breakdown"].fillna("") != ""]
+        self.groups = frame[(frame["breakdown"].fillna("") != "") & (frame["area_code"] == area_code)]
 
     def series(self, part: Part) -> pd.DataFrame | None:
         try:
@@ -268,7 +268,7 @@ def build_pathway(frame: pd.DataFrame, area_code: str, period: str, *, months: i
         raise PathwayError(f"no population for {', '.join(missing_population)}: add it to {definition.similarity.data.name}")
     similar = most_similar(area_code, profiles, definition.similarity, among=areas)
     similar_codes = [code for code, _ in similar]
-    store = _Store(monthly)
+    store = _Store(monthly, area_code)
     labels = labels or {}
     window = _months_back(period, months)
     warnings: list[str] = []

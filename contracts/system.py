@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from sqlalchemy import delete, insert, tuple_
+from sqlalchemy import delete, insert, select, tuple_
 from sqlmodel import Session
 
 from contracts.errors import ContractsError
@@ -355,8 +355,13 @@ def store_system_measures(session: Session, frame: pd.DataFrame, *, source: str,
     key_columns = (columns.area_code, columns.period, columns.agency, columns.measure, columns.breakdown, columns.group)
     keys = list(typed[list(SPEC.key)].itertuples(index=False, name=None))
     replaced = 0
+    periods = sorted(typed["period"].unique().tolist())
+    table = SystemMeasureValue.__table__
+    stored_before = session.execute(select(table.c.id).where(table.c.period.in_(periods),
+                                                             table.c.area_code.in_(sorted(typed["area_code"].unique())))
+                                    .limit(1)).first() is not None
     with session.begin_nested():
-        for start in range(0, len(keys), 500):
+        for start in range(0, len(keys) if stored_before else 0, 500):
             result = session.execute(delete(SystemMeasureValue).where(tuple_(*key_columns).in_(keys[start:start + 500])))
             replaced += result.rowcount or 0
         for start in range(0, len(records), 20_000):
@@ -367,14 +372,13 @@ def store_system_measures(session: Session, frame: pd.DataFrame, *, source: str,
 
 def read_system_measures(session: Session, *, area_code: str | None = None, breakdowns: bool = False) -> pd.DataFrame:
     """Stored system measures as a long frame (whole-area figures unless ``breakdowns``)."""
-    from sqlmodel import select
-
-    query = select(SystemMeasureValue)
-    if area_code is not None:
-        query = query.where(SystemMeasureValue.area_code == area_code)
-    if not breakdowns:
-        query = query.where(SystemMeasureValue.breakdown == "")
-    rows = session.exec(query).all()
+    table = SystemMeasureValue.__table__
     columns = ["area_code", "period", "period_type", "agency", "measure", "breakdown", "group", "numerator",
                "denominator", "value", "unit"]
-    return pd.DataFrame([{c: getattr(row, c) for c in columns} for row in rows], columns=columns)
+    query = select(*(table.c[name] for name in columns))
+    if area_code is not None:
+        query = query.where(table.c.area_code == area_code)
+    if not breakdowns:
+        query = query.where(table.c.breakdown == "")
+    rows = session.execute(query).all()
+    return pd.DataFrame([tuple(row) for row in rows], columns=columns)
