@@ -105,19 +105,40 @@ def test_missing_column_and_duplicate_rows():
     assert [(i.code, i.row) for i in issues if i.severity == "error"] == [("duplicate_key", 6)]
 
 
-@pytest.fixture
-def session(tmp_path):
-    from cjmonitor.db import get_engine
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def session(request, tmp_path):
+    import dataclasses
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from cjmonitor.db import dispose_engines, get_engine
     from cjmonitor.pipeline import upgrade_db
     from cjmonitor.settings import get_settings
 
     settings = get_settings(tmp_path)
+    admin = name = None
+    if request.param == "postgres":
+        url = os.environ.get("CJMONITOR_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("no PostgreSQL server: set CJMONITOR_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        name = f"cj_test_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        settings = dataclasses.replace(settings, database_url=url.rsplit("/", 1)[0] + "/" + name)
     upgrade_db(settings)
     with Session(get_engine(settings)) as session:
         session.add_all([Area(code=a.code, name=a.name, region=a.region, commissioner_type=a.commissioner_type,
                               population_m=a.population_m) for a in AREAS])
         session.commit()
         yield session
+    if admin is not None:
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def test_store_is_all_or_nothing_and_replaces_same_keys(session):
