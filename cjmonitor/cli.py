@@ -767,7 +767,7 @@ def _register_top_level_commands() -> None:
     """Attach command modules that add top-level commands (reports, packs) when present in this build."""
     import importlib
 
-    for module_name in ("cjmonitor.cli_reports", "cjmonitor.cli_contracts"):
+    for module_name in ("cjmonitor.cli_reports", "cjmonitor.cli_contracts", "cjmonitor.cli_system"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

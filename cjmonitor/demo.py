@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from cjmonitor import progress
+from cjmonitor.demo_system import write_system_measures
 from cjmonitor.errors import ConfigError
 from contracts.catalogue import (
     CONTRACT_PREFIX,
@@ -654,6 +655,7 @@ def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED
     files += _write_cohorts(world, drop_dir)
     world.files = files
     world.truth["files"] = len(files)
+    world.truth["interdependencies"] = write_system_measures(world, truth_path.parent / "system")  # issue #19
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(world.truth, indent=2, sort_keys=True) + "\n")
     log.info("wrote %d return files for %d areas into %s", len(files), len(world.areas), drop_dir)

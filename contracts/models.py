@@ -398,3 +398,28 @@ class Delivery(SQLModel, table=True):
     smtp_response: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class SystemMeasureValue(SQLModel, table=True):
+    """cjs_system_measures: one criminal-justice system measure for an area and a month or quarter (issue #19).
+
+    ``breakdown`` and ``group`` are empty strings for the whole-area figure, so the business key is unique.
+    """
+
+    __tablename__ = "system_measure_value"
+    __table_args__ = (UniqueConstraint("area_code", "period", "agency", "measure", "breakdown", "group"),
+                      Index("ix_system_measure_series", "agency", "measure", "period"))
+    id: int | None = Field(default=None, primary_key=True)
+    area_code: str = Field(foreign_key="area.code", index=True, max_length=9)
+    period: str = Field(max_length=7)  # YYYY-MM or YYYY-Qn
+    period_type: str = Field(max_length=7)  # month, quarter
+    agency: str = Field(max_length=20)
+    measure: str = Field(max_length=60)
+    breakdown: str = Field(default="", max_length=20)  # "", sex, age_band, ethnic_group
+    group: str = Field(default="", max_length=20)
+    numerator: float | None = None
+    denominator: float | None = None
+    value: float
+    unit: str = Field(max_length=10)
+    source: str = Field(max_length=200)
+    loaded_at: datetime
