@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,7 @@ from outcomes._groups_common import (
 )
 from outcomes.balance import BalanceTable, balance_table
 from outcomes.errors import OutcomesError
+from outcomes.results import Result
 
 __all__ = ["PropensityModel", "MatchResult", "fit_propensity", "match", "jdl_headline", "ComparisonGroupWarning",
            "EffectEstimate"]
@@ -290,7 +292,7 @@ def _neighbour_variance(lc: np.ndarray, yc: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class MatchResult:
+class MatchResult(Result):
     """Propensity-score matching estimate of the average effect on the treated (ATT).
 
     Attributes
@@ -320,6 +322,10 @@ class MatchResult:
     warnings : tuple of str
         Caveats raised during the fit (also emitted as ``ComparisonGroupWarning``).
     """
+
+    method: ClassVar[str] = 'propensity-score nearest-neighbour matching (ATT, Abadie-Imbens 2006 variance)'
+    citation: ClassVar[str] = (
+        'Rosenbaum & Rubin (1985) matching on the logit of the propensity score; Austin (2011) caliper; Abadie & Imbens (2006), Econometrica 74:235, matching variance')
 
     att: EffectEstimate
     naive: EffectEstimate
@@ -369,23 +375,27 @@ class MatchResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    @property
+    def nobs(self) -> int:
+        """People the estimate used: the matched treated and the comparison people with weight."""
+        return int(self.n_matched + self.n_control_used)
+
+    def estimates(self) -> dict:
+        return {"att": self.att, "naive_difference": self.naive}
+
+    def _payload(self) -> dict:
         return {
-            "method": "propensity-score nearest-neighbour matching (ATT, Abadie-Imbens 2006 variance)",
             "att": self.att.to_dict(),
             "n_treated": self.n_treated,
             "n_matched": self.n_matched,
             "n_control_used": self.n_control_used,
             "balance": self.balance.to_dict(),
-            "alpha": self.alpha,
             "treated_mean": self.treated_mean,
             "control_mean": self.control_mean,
             "naive": self.naive.to_dict(),
             "n_dropped_support": self.n_dropped_support,
             "n_dropped_caliper": self.n_dropped_caliper,
-            "headline": self.headline,
             "settings": dict(self.settings),
-            "warnings": list(self.warnings),
         }
 
 

@@ -117,12 +117,11 @@ class Result:
 
     method: ClassVar[str] = ""
     citation: ClassVar[str] = ""
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...]  # every subclass sets it (a dataclass field, usually)
 
-    # -- to implement
-    @property
-    def alpha(self) -> float:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
+    # -- to implement (``alpha`` as a field or a property: not defined here, so a dataclass field of that
+    #    name gets no inherited default)
+    alpha: float
 
     @property
     def nobs(self) -> int:  # pragma: no cover

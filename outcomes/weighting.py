@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ from outcomes._groups_common import (
 from outcomes.balance import BalanceTable, balance_table
 from outcomes.errors import OutcomesError
 from outcomes.matching import PropensityModel, _fit_logit
+from outcomes.results import Result
 
 __all__ = ["WeightingResult", "ipw"]
 
@@ -48,7 +50,7 @@ MAX_WEIGHT_SHARE = 0.05
 
 
 @dataclass(frozen=True, eq=False)
-class WeightingResult:
+class WeightingResult(Result):
     """Inverse-probability-weighted ATT with weight diagnostics.
 
     Attributes
@@ -83,6 +85,10 @@ class WeightingResult:
     weights : pandas.Series
         The raw weight of every input row (1 for kept treated, odds for comparison people, 0 if dropped).
     """
+
+    method: ClassVar[str] = 'inverse-probability weighting (ATT odds weights, Hajek, M-estimation sandwich)'
+    citation: ClassVar[str] = (
+        'Hirano, Imbens & Ridder (2003), Econometrica 71:1161; Lunceford & Davidian (2004), Stat Med 23:2937; Reifeis & Hudgens (2022)')
 
     att: EffectEstimate
     naive: EffectEstimate
@@ -132,24 +138,28 @@ class WeightingResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    @property
+    def nobs(self) -> int:
+        """People the estimate used: the weighted treated and the comparison people with weight."""
+        return int(self.n_matched + self.n_control_used)
+
+    def estimates(self) -> dict:
+        return {"att": self.att, "naive_difference": self.naive}
+
+    def _payload(self) -> dict:
         return {
-            "method": "inverse-probability weighting (ATT odds weights, Hajek, M-estimation sandwich)",
             "att": self.att.to_dict(),
             "n_treated": self.n_treated,
             "n_matched": self.n_matched,
             "n_control_used": self.n_control_used,
             "balance": self.balance.to_dict(),
-            "alpha": self.alpha,
             "treated_mean": self.treated_mean,
             "control_mean": self.control_mean,
             "naive": self.naive.to_dict(),
             "diagnostics": {"ess_control": self.ess_control, "max_weight": self.max_weight,
                             "max_weight_share": self.max_weight_share, "n_trimmed": self.n_trimmed,
                             "n_capped": self.n_capped},
-            "headline": self.headline,
             "settings": dict(self.settings),
-            "warnings": list(self.warnings),
         }
 
 
