@@ -344,6 +344,8 @@ class MatchResult(Result):
     binary_outcome: bool
     outcome: str
     outcome_label: str = "reoffended"
+    count_noun: str | None = None
+    meaningful_effect: float | None = None
 
     @property
     def alpha(self) -> float:
@@ -353,7 +355,9 @@ class MatchResult(Result):
     def headline(self) -> str:
         """The JDL-style sentence: "X of 100 people reoffended vs Y of 100 ...; difference Z points (...)"."""
         return jdl_headline(self.treated_mean, self.control_mean, self.att, binary=self.binary_outcome,
-                            label=self.outcome_label if self.binary_outcome else self.outcome)
+                            label=self.outcome_label if self.binary_outcome else self.outcome,
+                            count_noun=self.count_noun, n_treated=self.n_matched, n_control=self.n_control_used,
+                            meaningful_effect=self.meaningful_effect)
 
     def summary(self) -> str:
         s = self.settings
@@ -402,7 +406,8 @@ class MatchResult(Result):
 def match(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str] | str, *,
           exact: list[str] | str | None = None, caliper: float | None = 0.2, ratio: int = 1, replace: bool = False,
           alpha: float = 0.05, penalty: float = 0.0, common_support: bool = True, min_treated: int = MIN_TREATED,
-          outcome_label: str = "reoffended") -> MatchResult:
+          outcome_label: str = "reoffended", count_noun: str | None = None,
+          meaningful_effect: float | None = None) -> MatchResult:
     """Nearest-neighbour propensity-score matching and the ATT with an Abadie-Imbens interval.
 
     Follows Rosenbaum & Rubin (1985) matching on the logit of the propensity score, the caliper of
@@ -442,6 +447,11 @@ def match(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str
         Fewest treated people (before and after matching) to estimate anything.
     outcome_label : str
         Verb for the headline ("reoffended").
+    count_noun : str, optional
+        For a count outcome, what is counted ("proven reoffences"): the headline is then per 100 people.
+    meaningful_effect : float, optional
+        Smallest change that matters (a proportion): an inconclusive headline says how many more people
+        would be needed to detect it.
 
     Returns
     -------
@@ -545,4 +555,5 @@ def match(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str
         control_mean=float(imputed[matched].mean()), n_treated=n_treated, n_matched=n_matched,
         n_control_used=int((control_weight > 0).sum()), n_dropped_support=n_dropped_support,
         n_dropped_caliper=n_dropped_caliper, balance=balance, propensity=model, pairs=pairs, settings=settings,
-        warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label)
+        warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label,
+        count_noun=count_noun, meaningful_effect=meaningful_effect)

@@ -110,6 +110,8 @@ class WeightingResult(Result):
     binary_outcome: bool
     outcome: str
     outcome_label: str = "reoffended"
+    count_noun: str | None = None
+    meaningful_effect: float | None = None
 
     @property
     def alpha(self) -> float:
@@ -119,7 +121,9 @@ class WeightingResult(Result):
     def headline(self) -> str:
         """The JDL-style sentence for the weighted comparison."""
         return jdl_headline(self.treated_mean, self.control_mean, self.att, binary=self.binary_outcome,
-                            label=self.outcome_label if self.binary_outcome else self.outcome)
+                            label=self.outcome_label if self.binary_outcome else self.outcome,
+                            count_noun=self.count_noun, n_treated=self.n_matched, n_control=max(int(round(self.ess_control)), 1),
+                            meaningful_effect=self.meaningful_effect)
 
     def summary(self) -> str:
         lines = [
@@ -165,7 +169,8 @@ class WeightingResult(Result):
 
 def ipw(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str] | str, *, alpha: float = 0.05,
         penalty: float = 0.0, common_support: bool = True, max_weight_quantile: float | None = None,
-        min_treated: int = MIN_TREATED, outcome_label: str = "reoffended") -> WeightingResult:
+        min_treated: int = MIN_TREATED, outcome_label: str = "reoffended", count_noun: str | None = None,
+        meaningful_effect: float | None = None) -> WeightingResult:
     """ATT by inverse-probability (odds) weighting with a sandwich interval.
 
     Weights follow Hirano, Imbens & Ridder (2003): 1 for the treated, ``e/(1-e)`` for comparison
@@ -273,4 +278,5 @@ def ipw(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str] 
         n_matched=int(kt.sum()), n_control_used=int((w > 0).sum()), n_trimmed=n_trimmed, n_capped=n_capped,
         ess_control=float(ess), max_weight=max_weight, max_weight_share=max_share, balance=balance,
         propensity=model, weights=pd.Series(w_all, index=group.index, name="weight"), settings=settings,
-        warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label)
+        warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label,
+        count_noun=count_noun, meaningful_effect=meaningful_effect)
