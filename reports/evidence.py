@@ -90,7 +90,7 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
             asks.append(f"After the {parameters.get('variation', 'variation')} of {parameters.get('intervention')}, "
                         f"{item['measure']} changed by {parameters.get('sentence')}: the change is real, not noise.")
         if finding.method.startswith("psm"):
-            asks.append(f"Reoffending against a matched comparison group: {parameters.get('headline', '')}. "
+            asks.append(f"Reoffending against a matched comparison group: {parameters.get('headline', '')} "
                         f"{parameters.get('verdict_sentence', '')[:1].upper()}{parameters.get('verdict_sentence', '')[1:]}.")
     variations = session.exec(select(ContractVariation).where(ContractVariation.contract_id == contract_id)).all()
     submissions = session.exec(select(Submission).where(Submission.provider_id == provider.id,
@@ -126,6 +126,39 @@ def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | 
     return pooled
 
 
+def _finding_label(e: dict) -> str:
+    return f"{e['code']} / {e['measure_code']}" + (f" / {e['cohort']}" if e.get("cohort") else "")
+
+
+def _flatten(prefix: str, value, out: list[tuple[str, str]]) -> None:
+    """Nested parameters as dotted keys; long lists of records (series, gaps, balance) as JSON text."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        out.append((prefix, json.dumps(value, default=str)[:30000]))
+    elif isinstance(value, list):
+        out.append((prefix, json.dumps(value, default=str)))
+    else:
+        out.append((prefix, "" if value is None else value if isinstance(value, (int, float, bool)) else str(value)))
+
+
+def _parameter_rows(evidence: list[dict]) -> pd.DataFrame:
+    """Every finding's stored parameters, one row per (finding, dotted key): what the pack says the annex holds."""
+    rows = []
+    for e in evidence:
+        flat: list[tuple[str, str]] = []
+        _flatten("", {k: v for k, v in e["parameters"].items() if k != "caveats"}, flat)
+        rows += [{"finding": _finding_label(e), "parameter": key, "value": value} for key, value in flat]
+    return pd.DataFrame(rows, columns=["finding", "parameter", "value"])
+
+
+def _caveat_rows(evidence: list[dict]) -> pd.DataFrame:
+    rows = [{"finding": _finding_label(e), "caveat": caveat} for e in evidence
+            for caveat in (e["parameters"].get("caveats") or e["parameters"].get("warnings") or [])]
+    return pd.DataFrame(rows or [{"finding": "", "caveat": "no finding carries a caveat"}], columns=["finding", "caveat"])
+
+
 def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
     sheets = {
         "summary": pd.DataFrame({"ask": data["asks"] or ["no ask: the evidence does not support one"]}),
@@ -134,6 +167,8 @@ def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
         "service_credits": pd.DataFrame(data["credit_lines"]),
         "payment_by_results": pd.DataFrame(data["pbr"]["lines"]),
         "findings": pd.DataFrame([{k: v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
+        "finding_parameters": _parameter_rows(data["evidence"]),
+        "caveats": _caveat_rows(data["evidence"]),
         "benchmark": funnel,
         "returns": pd.DataFrame([{"file": s.file_name, "period": s.period, "version": s.version, "status": s.status,
                                   "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256}
