@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 
@@ -139,6 +140,8 @@ def _flatten(prefix: str, value, out: list[tuple[str, str]]) -> None:
         out.append((prefix, json.dumps(value, default=str)[:30000]))
     elif isinstance(value, list):
         out.append((prefix, json.dumps(value, default=str)))
+    elif isinstance(value, float) and math.isinf(value):
+        out.append((prefix, "unbounded" if value > 0 else "-unbounded"))
     else:
         out.append((prefix, "" if value is None else value if isinstance(value, (int, float, bool)) else str(value)))
 
@@ -166,7 +169,8 @@ def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
         "history": data["history"],
         "service_credits": pd.DataFrame(data["credit_lines"]),
         "payment_by_results": pd.DataFrame(data["pbr"]["lines"]),
-        "findings": pd.DataFrame([{k: v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
+        "findings": pd.DataFrame([{k: ("unbounded" if v > 0 else "-unbounded") if isinstance(v, float) and math.isinf(v)
+                                   else v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
         "finding_parameters": _parameter_rows(data["evidence"]),
         "caveats": _caveat_rows(data["evidence"]),
         "benchmark": funnel,
