@@ -31,7 +31,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from outcomes._groups_common import binary_indicator, design_matrix, numeric_column, require_columns, require_complete
+from outcomes._groups_common import (
+    binary_indicator,
+    design_matrix,
+    numeric_column,
+    require_columns,
+    require_complete,
+)
 from outcomes.errors import OutcomesError
 from outcomes.jdl import MIN_REOFFENDERS_FOR_TIME
 from outcomes.results import Estimate, Result, level
