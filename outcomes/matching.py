@@ -346,6 +346,42 @@ class MatchResult(Result):
     outcome_label: str = "reoffended"
     count_noun: str | None = None
     meaningful_effect: float | None = None
+    pair_counts: tuple[int, int] | None = None  # (favourable, discordant) nearest pairs, binary outcomes
+    control_sd: float | None = None
+
+    @property
+    def e_value(self) -> dict:
+        """E-value (VanderWeele & Ding 2017) of the effect: ``{"estimate", "ci"}`` (the CI limit nearer no effect)."""
+        from outcomes.sensitivity import e_value, e_value_interval, risk_ratio_from_difference
+
+        counts = self.binary_outcome or self.count_noun is not None or self.control_sd is None
+        try:
+            rr, lo, hi = risk_ratio_from_difference(self.treated_mean, self.control_mean, self.att.ci_low,
+                                                    self.att.ci_high, binary_or_count=counts,
+                                                    control_sd=self.control_sd)
+        except OutcomesError:
+            return {"estimate": None, "ci": None, "risk_ratio": None}
+        return {"estimate": e_value(rr), "ci": e_value_interval(rr, lo, hi), "risk_ratio": rr,
+                "risk_ratio_ci": [lo, hi]}
+
+    @property
+    def rosenbaum_gamma(self) -> float | None:
+        """Rosenbaum's Gamma at which the matched-pair difference stops being significant (binary outcomes)."""
+        if self.pair_counts is None:
+            return None
+        from outcomes.sensitivity import rosenbaum_gamma
+
+        return rosenbaum_gamma(*self.pair_counts, alpha=self.alpha)
+
+    @property
+    def sensitivity_headline(self) -> str:
+        from outcomes.sensitivity import sensitivity_sentence
+
+        e = self.e_value
+        if e["estimate"] is None:
+            return "No E-value: the comparison group's mean is not positive."
+        return sensitivity_sentence(e["estimate"], e["ci"], self.rosenbaum_gamma,
+                                    outcome="reoffend" if self.binary_outcome or self.count_noun else "differ")
 
     @property
     def alpha(self) -> float:
@@ -400,6 +436,9 @@ class MatchResult(Result):
             "n_dropped_support": self.n_dropped_support,
             "n_dropped_caliper": self.n_dropped_caliper,
             "settings": dict(self.settings),
+            "e_value": {"estimate": self.e_value["estimate"], "ci": self.e_value["ci"]},
+            "rosenbaum_gamma": self.rosenbaum_gamma,
+            "sensitivity": self.sensitivity_headline,
         }
 
 
@@ -556,4 +595,16 @@ def match(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str
         n_control_used=int((control_weight > 0).sum()), n_dropped_support=n_dropped_support,
         n_dropped_caliper=n_dropped_caliper, balance=balance, propensity=model, pairs=pairs, settings=settings,
         warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label,
-        count_noun=count_noun, meaningful_effect=meaningful_effect)
+        count_noun=count_noun, meaningful_effect=meaningful_effect,
+        pair_counts=_nearest_pair_counts(rows, cols, dist, y, att < 0) if is_binary(y) else None,
+        control_sd=float(y[~t].std(ddof=1)) if not is_binary(y) and (~t).sum() > 1 else None)
+
+
+def _nearest_pair_counts(rows: np.ndarray, cols: np.ndarray, dist: np.ndarray, y: np.ndarray,
+                         reduction: bool) -> tuple[int, int]:
+    """Each matched treated person with their nearest comparison person, as McNemar pairs for Rosenbaum bounds."""
+    from outcomes.sensitivity import pair_counts
+
+    order = np.lexsort((dist, rows))
+    first = order[np.r_[True, np.diff(rows[order]) != 0]]
+    return pair_counts(y[rows[first]] == 1, y[cols[first]] == 1, reduction=reduction)
