@@ -11,7 +11,13 @@ from click.testing import CliRunner
 
 from cjmonitor.cli import cli
 from outcomes.errors import OutcomesError
-from outcomes.sensitivity import e_value, e_value_interval, rosenbaum_gamma, rosenbaum_p_upper, sensitivity_sentence
+from outcomes.sensitivity import (
+    e_value,
+    e_value_interval,
+    rosenbaum_gamma,
+    rosenbaum_p_upper,
+    sensitivity_sentence,
+)
 
 
 @pytest.mark.parametrize("rr,expected", [
