@@ -111,6 +111,8 @@ def cohort_findings(session: Session, alpha: float, contract_ids: list[str] | No
             "caveats": _caveats(caught, result.warnings),
             "balance_table": result.balance.table.round(4).to_dict("records"),
             "result": result.to_dict(), "mde_result": mde.to_dict(),
+            "sensitivity": result.sensitivity_headline, "e_value": result.e_value["estimate"],
+            "e_value_ci": result.e_value["ci"], "rosenbaum_gamma": result.rosenbaum_gamma,
         }
         findings.append(_replace_finding(session, Finding(
             contract_id=contract_id, area_code=str(cohort["area_code"].iloc[0]), measure_code="reo_binary_12m",
@@ -122,7 +124,49 @@ def cohort_findings(session: Session, alpha: float, contract_ids: list[str] | No
         frequency = _frequency_finding(data, contract_id, label, cohorts, alpha, cohort)
         if frequency is not None:
             findings.append(_replace_finding(session, frequency))
+        timing = _time_to_reoffence_finding(data, contract_id, label, cohorts, alpha, cohort)
+        if timing is not None:
+            findings.append(_replace_finding(session, timing))
     return findings
+
+
+SURVIVAL_METHOD = "km_cox_matched"
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def _time_to_reoffence_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts: list[str], alpha: float,
+                               cohort: pd.DataFrame) -> Finding | None:
+    """Time to first proven reoffence over the 12-month follow-up: matched Kaplan-Meier curves, the restricted
+    mean time difference at 12 months and the pair-clustered Cox hazard ratio (JDL: shown with 30+ reoffenders)."""
+    from outcomes.survival import time_to_reoffence
+
+    days = data["days_to_first"].astype("Float64")
+    frame = data.assign(months=(days.fillna(365.0).clip(upper=365.0).astype(float) / DAYS_PER_MONTH),
+                        first_reoffence=data["reoffended_12m"].astype(int))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = time_to_reoffence(frame, "months", "first_reoffence", "served", covariates=COHORT_COVARIATES,
+                                       match=True, horizon=12.0, alpha=alpha)
+    except OutcomesError as exc:
+        log.warning("%s: time to first reoffence not possible: %s", contract_id, exc)
+        return None
+    if not result.reportable:
+        log.info("%s: %d reoffenders, below %d: time to first reoffence not shown", contract_id, result.events, 30)
+        return None
+    e = result.rmst_difference
+    code = "later" if e.ci_low > 0 else "sooner" if e.ci_high < 0 else "inconclusive"
+    parameters = {"covariates": COHORT_COVARIATES, "cohorts": cohorts, "horizon_months": 12.0, "n": result.n,
+                  "reoffenders": result.events, "rmst_treated": result.rmst_treated,
+                  "rmst_control": result.rmst_control, "hazard_ratio": result.hazard_ratio.to_dict(),
+                  "unit": "months free of proven reoffending in the first 12", "headline": result.headline,
+                  "caveats": _caveats(caught, result.warnings), "result": result.to_dict()}
+    return Finding(
+        contract_id=contract_id, area_code=str(cohort["area_code"].iloc[0]), measure_code="reo_time_to_first",
+        cohort=label, method=SURVIVAL_METHOD, estimate=e.estimate, ci_low=e.ci_low, ci_high=e.ci_high,
+        p_value=e.p_value, alpha=alpha, verdict=code, parameters=json.dumps(parameters, default=float),
+        input_hash=_input_hash(list(cohort["sha256"].unique())), created_at=datetime.now(UTC),
+    )
 
 
 def _frequency_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts: list[str], alpha: float,
@@ -200,6 +244,7 @@ def synth_findings(session: Session, alpha: float) -> list[Finding]:
             "gaps": result.gaps[["time", "actual", "synthetic", "gap"]].round(4).to_dict("records"),
             "headline": result.headline, "verdict_sentence": result.headline, "caveats": list(result.warnings),
             "result": result.to_dict(),
+            "checks": _synth_checks(panel, contract.area_code, start, alpha, result.average_post_gap),
         }
         findings.append(_replace_finding(session, Finding(
             contract_id=contract.id, area_code=contract.area_code, measure_code=variation.measure_code,
@@ -258,6 +303,7 @@ def its_findings(session: Session, alpha: float) -> list[Finding]:
             "odds_ratio": result.effects[0].ratio, "post_effect": effect, "diagnostics": result.diagnostics,
             "sentence": result.sentence(), "series": result.frame.round(5).to_dict("records"),
             "headline": result.headline, "caveats": list(result.warnings), "result": result.to_dict(),
+            "checks": _its_checks(series, at, alpha),
         }
         findings.append(_replace_finding(session, Finding(
             contract_id=variation.contract_id, measure_code=variation.measure_code, method=ITS_METHOD,
@@ -267,3 +313,34 @@ def its_findings(session: Session, alpha: float) -> list[Finding]:
             created_at=datetime.now(UTC),
         )))
     return findings
+
+
+def _run_check(function, *args, **kwargs) -> dict | None:
+    from outcomes.errors import OutcomesError as _Error
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return function(*args, **kwargs).to_dict()
+    except _Error as exc:
+        log.warning("robustness check %s not possible: %s", function.__name__, exc)
+        return None
+
+
+def _synth_checks(panel: pd.DataFrame, area: str, start: str, alpha: float, gap: float) -> list[dict]:
+    """Placebo in time and leave one donor out, run wherever the synthetic control ran."""
+    from outcomes.checks import synth_leave_one_out, synth_placebo_in_time
+
+    checks = [_run_check(synth_placebo_in_time, panel, "area", "period", "value", area, start, alpha=alpha,
+                         real_gap=gap),
+              _run_check(synth_leave_one_out, panel, "area", "period", "value", area, start, alpha=alpha)]
+    return [c for c in checks if c is not None]
+
+
+def _its_checks(series: pd.DataFrame, at: str, alpha: float) -> list[dict]:
+    """Placebo in time, run wherever the ITS ran (same model)."""
+    from outcomes.checks import its_placebo_in_time
+
+    check = _run_check(its_placebo_in_time, series, "period", "numerator", at, family="binomial",
+                       denominator="denominator", seasonality="fourier:1", scale="pearson", alpha=alpha)
+    return [check] if check is not None else []

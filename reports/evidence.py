@@ -34,6 +34,7 @@ from reports.charts import funnel_panels, its_chart, kpi_small_multiples
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut
+from reports.survival_chart import km_chart
 from reports.xlsx import workbook_bytes
 
 RED_MONTHS_FOR_AN_ASK = 6
@@ -85,7 +86,8 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
                 "measure": MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE else finding.measure_code,
                 "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high,
                 "p_value": finding.p_value, "verdict": finding.verdict.replace("_", " "), "parameters": parameters,
-                "cohort": finding.cohort}
+                "cohort": finding.cohort, "checks": parameters.get("checks") or [],
+                "sensitivity": parameters.get("sensitivity") or ""}
         evidence.append(item)
         if finding.method.startswith("its") and (finding.ci_low > 0 or finding.ci_high < 0):
             asks.append(f"After the {parameters.get('variation', 'variation')} of {parameters.get('intervention')}, "
@@ -170,7 +172,7 @@ def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
         "service_credits": pd.DataFrame(data["credit_lines"]),
         "payment_by_results": pd.DataFrame(data["pbr"]["lines"]),
         "findings": pd.DataFrame([{k: ("unbounded" if v > 0 else "-unbounded") if isinstance(v, float) and math.isinf(v)
-                                   else v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
+                                   else v for k, v in e.items() if k not in ("parameters", "checks")} for e in data["evidence"]]),
         "finding_parameters": _parameter_rows(data["evidence"]),
         "caveats": _caveat_rows(data["evidence"]),
         "benchmark": funnel,
@@ -201,6 +203,8 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
         "its": [(e, its_chart(pd.DataFrame(e["parameters"]["series"]), f"{e['measure']}: change after "
                                                                       f"{e['parameters'].get('intervention')}")) for e in its_items],
         "funnel": funnel_panels(funnel, titles) if not funnel.empty else "",
+        "survival": [(e, km_chart(pd.DataFrame(e["parameters"]["result"]["km"]), "Time to first proven reoffence"))
+                     for e in data["evidence"] if e["code"] == "km_cox_matched" and e["parameters"].get("result")],
     }
     folder = out_dir / "packs" / contract_id / as_of
     folder.mkdir(parents=True, exist_ok=True)

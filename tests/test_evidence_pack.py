@@ -46,6 +46,10 @@ def test_pdf_summary_states_what_the_database_shows(pack):
     assert (sentence in flat) == (red >= 6), (red, not_met)
     assert "After the renegotiation of 2024-07" in flat and "points (95% CI" in flat
     assert "Reoffending against a matched comparison group" in flat
+    assert "For 100 typical people in the treatment group" in flat
+    assert "An unmeasured factor would need to make people" in flat  # the E-value, in plain words
+    assert "Time to first reoffence" in flat and "stayed free of proven reoffending" in flat
+    assert "Robustness checks" in flat and "Placebo in time: a fake change at" in flat
     assert "Page 1 of" in flat and "Provenance" in flat
 
 
