@@ -127,7 +127,43 @@ def cohort_findings(session: Session, alpha: float, contract_ids: list[str] | No
         timing = _time_to_reoffence_finding(data, contract_id, label, cohorts, alpha, cohort)
         if timing is not None:
             findings.append(_replace_finding(session, timing))
+        custody = _custodial_finding(data, contract_id, label, cohorts, alpha, cohort)
+        if custody is not None:
+            findings.append(_replace_finding(session, custody))
     return findings
+
+
+def _custodial_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts: list[str], alpha: float,
+                       cohort: pd.DataFrame) -> Finding | None:
+    """Custody for the first proven reoffence among reoffenders, matched (spec v3 returns only)."""
+    from outcomes.custodial import custodial_first_reoffence
+
+    if "custodial_first" not in data or data.loc[data["reoffended_12m"] == 1, "custodial_first"].isna().all():
+        return None  # returns made from the v1 or v2 template: no custodial column
+    try:
+        result = custodial_first_reoffence(data, "served", "reoffended_12m", "custodial_first", COHORT_COVARIATES,
+                                           alpha=alpha)
+    except OutcomesError as exc:
+        log.warning("%s: custodial measure not possible: %s", contract_id, exc)
+        return None
+    if not result.reportable:
+        log.info("%s: custodial measure not shown (JDL small-number rule)", contract_id)
+        return None
+    e = result.effect
+    code = "reduction" if e.ci_high < 0 else "increase" if e.ci_low > 0 else "inconclusive"
+    parameters = {"covariates": COHORT_COVARIATES, "cohorts": cohorts, "n_reoffenders": result.n_reoffenders,
+                  "n_matched": result.matched.n_matched, "treated_rate": result.matched.treated_mean,
+                  "comparison_rate": result.matched.control_mean, "headline": result.headline,
+                  "caveats": list(result.warnings), "result": result.to_dict()}
+    return Finding(
+        contract_id=contract_id, area_code=str(cohort["area_code"].iloc[0]), measure_code="reo_custodial_first",
+        cohort=label, method=CUSTODIAL_METHOD, estimate=e.estimate, ci_low=e.ci_low, ci_high=e.ci_high,
+        p_value=e.p_value, alpha=alpha, verdict=code, parameters=json.dumps(parameters, default=float),
+        input_hash=_input_hash(list(cohort["sha256"].unique())), created_at=datetime.now(UTC),
+    )
+
+
+CUSTODIAL_METHOD = "psm_custodial_reoffenders"
 
 
 SURVIVAL_METHOD = "km_cox_matched"

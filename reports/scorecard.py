@@ -170,6 +170,7 @@ METHOD_NAMES = {
     "psm_nn_1to5_replacement": "Comparison group (matched unserved people, Justice Data Lab style)",
     "synthetic_control": "Synthetic control (against a weighted mix of other areas)",
     "km_cox_matched": "Time to first reoffence (matched comparison group, Justice Data Lab style)",
+    "psm_custodial_reoffenders": "Custody for the first reoffence (matched reoffenders, Justice Data Lab style)",
 }
 
 
