@@ -323,10 +323,8 @@ def time_to_reoffence(data: pd.DataFrame, duration: str, event: str, treatment: 
     if t[g].max() < horizon or t[~g].max() < horizon:
         notes.append(f"follow-up ends before the {horizon:g}-{time_unit} horizon in one group: the restricted mean "
                      f"time is over the observed range only")
-    if match:
-        # Paired samples: the two curves are not independent; the pair-bootstrap-free approximation here treats
-        # them as independent, which is conservative for positively correlated pairs (Austin 2014).
-        pass
+    # On a matched sample the two curves' variances are added as if independent, which is conservative when
+    # matched pairs' outcomes are positively correlated (Austin 2014); the Cox errors are pair-clustered.
     diff = Estimate.normal(area_t - area_c, math.sqrt(var_t + var_c), alpha)
     cox_covs = [] if match else covariates
     model_frame = frame.assign(__served__=g.astype(float))
