@@ -1,4 +1,4 @@
-"""``cjmonitor analyse match|ipw|did|synth|mde``: the comparison-group methods on any CSV.
+"""``cjmonitor analyse match|ipw|did [--staggered]|synth|mde``: the comparison-group methods on any CSV.
 
 Registered under ``cjmonitor analyse`` by ``cjmonitor.cli``. Unreadable files and missing columns
 raise ``InputFileError``; bad data raises ``OutcomesError``; the CLI group prints either as
@@ -120,12 +120,32 @@ def ipw_command(csv_path, treatment, outcome, covariates, penalty, alpha, as_jso
 @click.option("--unit", required=True, help="Unit column (standard errors are clustered on it).")
 @click.option("--time", "time_col", required=True, help="Time column (post must be constant within each time).")
 @click.option("--outcome", required=True, help="Outcome column.")
-@click.option("--treated", required=True, help="0/1 column: the unit is in the treated group.")
-@click.option("--post", required=True, help="0/1 column: the row is after the change.")
+@click.option("--treated", default=None, help="0/1 column: the unit is in the treated group (2x2 design).")
+@click.option("--post", default=None, help="0/1 column: the row is after the change (2x2 design).")
+@click.option("--staggered", is_flag=True, help="Staggered adoption: Callaway & Sant'Anna group-time effects.")
+@click.option("--first-treated", default=None, help="With --staggered: the first period each unit was treated "
+                                                     "(a value of --time; 0 or blank for never treated).")
+@click.option("--control", type=click.Choice(["never", "notyet"]), default="never", show_default=True,
+              help="With --staggered: never-treated units only, or also units not yet treated.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --staggered: multiplier-bootstrap draws (0 = analytic standard errors).")
 @ALPHA_OPTION
 @JSON_OPTION
-def did_command(csv_path, unit, time_col, outcome, treated, post, alpha, as_json):
-    """Difference-in-differences (2x2) with cluster-robust errors."""
+def did_command(csv_path, unit, time_col, outcome, treated, post, staggered, first_treated, control, bootstrap, alpha,
+                as_json):
+    """Difference-in-differences: the 2x2 design, or staggered adoption (--staggered) with cluster-robust errors."""
+    if staggered:
+        if not first_treated:
+            raise click.UsageError("--staggered needs --first-treated COL (the first period each unit was treated)")
+        from outcomes.staggered import staggered_did
+
+        frame = _read_csv(csv_path, [unit, time_col, outcome, first_treated])
+        result = _quietly(staggered_did, frame, unit, time_col, outcome, first_treated, control=control,
+                          alpha=alpha, bootstrap=bootstrap)
+        _emit(result, as_json)
+        return
+    if not (treated and post):
+        raise click.UsageError("the 2x2 design needs --treated COL and --post COL (or use --staggered --first-treated COL)")
     from outcomes.did import did
 
     frame = _read_csv(csv_path, [unit, time_col, outcome, treated, post])
@@ -140,8 +160,9 @@ def did_command(csv_path, unit, time_col, outcome, treated, post, alpha, as_json
 @click.option("--outcome", required=True, help="Outcome column.")
 @click.option("--treated", "treated_unit", required=True, help="The unit that changed (a value of --unit).")
 @click.option("--intervention", required=True, help="First time affected (a value comparable with --time).")
+@ALPHA_OPTION
 @JSON_OPTION
-def synth_command(csv_path, unit, time_col, outcome, treated_unit, intervention, as_json):
+def synth_command(csv_path, unit, time_col, outcome, treated_unit, intervention, alpha, as_json):
     """Synthetic control with placebo-in-space inference."""
     import pandas as pd
 
@@ -157,7 +178,7 @@ def synth_command(csv_path, unit, time_col, outcome, treated_unit, intervention,
             raise OutcomesError(f"--intervention {intervention!r} must be a number like the values of {time_col!r}") from exc
     else:
         frame[time_col] = frame[time_col].astype(str)
-    _emit(synthetic_control(frame, unit, time_col, outcome, treated_unit, when), as_json)
+    _emit(synthetic_control(frame, unit, time_col, outcome, treated_unit, when, alpha=alpha), as_json)
 
 
 @click.command("mde")

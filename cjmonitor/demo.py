@@ -502,7 +502,23 @@ def cohort_rows(rng: np.random.Generator, n: int, cohort_start: date, att: float
         "reoffended_12m": reoffended.astype(int),
         "reoffences_12m": count,
         "days_to_first": pd.Series(days).where(days >= 0).astype("Int64"),
+        "custodial_first": _custodial_first(reoffended, prior, sentence, served, att),
     })
+
+
+def _custodial_first(reoffended: np.ndarray, prior: np.ndarray, sentence: np.ndarray, served: np.ndarray,
+                     att: float) -> pd.Series:
+    """Spec v3: whether a reoffender's first proven reoffence led to custody (blank for non-reoffenders).
+
+    Drawn from its own generator seeded by the cohort, so the other columns' random streams are unchanged.
+    Custody is likelier with more previous offences and a custodial index sentence; where the service
+    works (``att`` < 0) its reoffenders are a little less often sent to custody.
+    """
+    rng = np.random.default_rng([int(prior.sum()) % 2**32, len(prior), 17])
+    p = np.clip(0.22 + 0.012 * np.minimum(prior, 20) + 0.12 * (sentence == "custody_short")
+                + np.where(served & (att < 0), -0.06, 0.0), 0.02, 0.95)
+    custody = rng.random(len(prior)) < p
+    return pd.Series(np.where(reoffended, custody.astype(int).astype(str), ""), dtype=object).replace("", pd.NA)
 
 
 ROW_MAKERS = {"crc": ("crc_caseload", _crc_rows), "ttg": ("ttg_resettlement", _ttg_rows), "em": ("em_orders", _em_rows), "health": ("health_referrals", _health_rows)}

@@ -33,6 +33,7 @@ from contracts.models import (
     Submission,
 )
 from outcomes.errors import OutcomesError
+from outcomes.jdl import MIN_COHORT
 from outcomes.matching import match
 from outcomes.power import mde_two_proportions, verdict
 from outcomes.synth import synthetic_control
@@ -43,7 +44,16 @@ COHORT_COVARIATES = ["age", "sex", "offence_group", "prior_offences", "risk_scor
 MATCH_METHOD = "psm_nn_1to5_replacement"
 SYNTH_METHOD = "synthetic_control"
 MEANINGFUL_CHANGE = 0.05  # 5 points of 12-month reoffending: the change a commissioner would act on
-MIN_SERVED = 30  # the Justice Data Lab's practical minimum is about 60; below 30 nothing is reported
+MIN_SERVED = MIN_COHORT  # the Justice Data Lab's rule: no comparison-group result for fewer than 60 people served
+
+
+def _caveats(*groups) -> list[str]:
+    """Every caveat once, in order (warnings caught while fitting and the result's own)."""
+    seen: dict[str, None] = {}
+    for group in groups:
+        for item in group:
+            seen.setdefault(str(getattr(item, "message", item)), None)
+    return list(seen)
 
 
 def _input_hash(parts: list[str]) -> str:
@@ -82,7 +92,7 @@ def cohort_findings(session: Session, alpha: float, contract_ids: list[str] | No
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = match(data, "served", "reoffended_12m", COHORT_COVARIATES, caliper=0.2, ratio=5,
-                               replace=True, alpha=alpha)
+                               replace=True, alpha=alpha, meaningful_effect=MEANINGFUL_CHANGE)
         except OutcomesError as exc:
             log.warning("%s: comparison group not possible: %s", contract_id, exc)
             continue
@@ -96,9 +106,13 @@ def cohort_findings(session: Session, alpha: float, contract_ids: list[str] | No
             "comparison_rate": result.control_mean, "naive_difference": result.naive.estimate,
             "naive_ci": [result.naive.ci_low, result.naive.ci_high],
             "max_smd_before": result.balance.max_smd_before, "max_smd_after": result.balance.max_smd_after,
-            "balanced": bool(result.balance.balanced), "mde": mde.mde, "meaningful_change": MEANINGFUL_CHANGE, "headline": result.headline,
-            "verdict_sentence": judged.sentence, "warnings": [str(w.message) for w in caught] + list(result.warnings),
+            "balanced": bool(result.balance.balanced), "mde": mde.mde, "meaningful_change": MEANINGFUL_CHANGE,
+            "headline": result.headline, "verdict_sentence": judged.sentence,
+            "caveats": _caveats(caught, result.warnings),
             "balance_table": result.balance.table.round(4).to_dict("records"),
+            "result": result.to_dict(), "mde_result": mde.to_dict(),
+            "sensitivity": result.sensitivity_headline, "e_value": result.e_value["estimate"],
+            "e_value_ci": result.e_value["ci"], "rosenbaum_gamma": result.rosenbaum_gamma,
         }
         findings.append(_replace_finding(session, Finding(
             contract_id=contract_id, area_code=str(cohort["area_code"].iloc[0]), measure_code="reo_binary_12m",
@@ -110,7 +124,85 @@ def cohort_findings(session: Session, alpha: float, contract_ids: list[str] | No
         frequency = _frequency_finding(data, contract_id, label, cohorts, alpha, cohort)
         if frequency is not None:
             findings.append(_replace_finding(session, frequency))
+        timing = _time_to_reoffence_finding(data, contract_id, label, cohorts, alpha, cohort)
+        if timing is not None:
+            findings.append(_replace_finding(session, timing))
+        custody = _custodial_finding(data, contract_id, label, cohorts, alpha, cohort)
+        if custody is not None:
+            findings.append(_replace_finding(session, custody))
     return findings
+
+
+def _custodial_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts: list[str], alpha: float,
+                       cohort: pd.DataFrame) -> Finding | None:
+    """Custody for the first proven reoffence among reoffenders, matched (spec v3 returns only)."""
+    from outcomes.custodial import custodial_first_reoffence
+
+    if "custodial_first" not in data or data.loc[data["reoffended_12m"] == 1, "custodial_first"].isna().all():
+        return None  # returns made from the v1 or v2 template: no custodial column
+    try:
+        result = custodial_first_reoffence(data, "served", "reoffended_12m", "custodial_first", COHORT_COVARIATES,
+                                           alpha=alpha)
+    except OutcomesError as exc:
+        log.warning("%s: custodial measure not possible: %s", contract_id, exc)
+        return None
+    if not result.reportable:
+        log.info("%s: custodial measure not shown (JDL small-number rule)", contract_id)
+        return None
+    e = result.effect
+    code = "reduction" if e.ci_high < 0 else "increase" if e.ci_low > 0 else "inconclusive"
+    parameters = {"covariates": COHORT_COVARIATES, "cohorts": cohorts, "n_reoffenders": result.n_reoffenders,
+                  "n_matched": result.matched.n_matched, "treated_rate": result.matched.treated_mean,
+                  "comparison_rate": result.matched.control_mean, "headline": result.headline,
+                  "caveats": list(result.warnings), "result": result.to_dict()}
+    return Finding(
+        contract_id=contract_id, area_code=str(cohort["area_code"].iloc[0]), measure_code="reo_custodial_first",
+        cohort=label, method=CUSTODIAL_METHOD, estimate=e.estimate, ci_low=e.ci_low, ci_high=e.ci_high,
+        p_value=e.p_value, alpha=alpha, verdict=code, parameters=json.dumps(parameters, default=float),
+        input_hash=_input_hash(list(cohort["sha256"].unique())), created_at=datetime.now(UTC),
+    )
+
+
+CUSTODIAL_METHOD = "psm_custodial_reoffenders"
+
+
+SURVIVAL_METHOD = "km_cox_matched"
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def _time_to_reoffence_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts: list[str], alpha: float,
+                               cohort: pd.DataFrame) -> Finding | None:
+    """Time to first proven reoffence over the 12-month follow-up: matched Kaplan-Meier curves, the restricted
+    mean time difference at 12 months and the pair-clustered Cox hazard ratio (JDL: shown with 30+ reoffenders)."""
+    from outcomes.survival import time_to_reoffence
+
+    days = data["days_to_first"].astype("Float64")
+    frame = data.assign(months=(days.fillna(365.0).clip(upper=365.0).astype(float) / DAYS_PER_MONTH),
+                        first_reoffence=data["reoffended_12m"].astype(int))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = time_to_reoffence(frame, "months", "first_reoffence", "served", covariates=COHORT_COVARIATES,
+                                       match=True, horizon=12.0, alpha=alpha)
+    except OutcomesError as exc:
+        log.warning("%s: time to first reoffence not possible: %s", contract_id, exc)
+        return None
+    if not result.reportable:
+        log.info("%s: %d reoffenders, below %d: time to first reoffence not shown", contract_id, result.events, 30)
+        return None
+    e = result.rmst_difference
+    code = "later" if e.ci_low > 0 else "sooner" if e.ci_high < 0 else "inconclusive"
+    parameters = {"covariates": COHORT_COVARIATES, "cohorts": cohorts, "horizon_months": 12.0, "n": result.n,
+                  "reoffenders": result.events, "rmst_treated": result.rmst_treated,
+                  "rmst_control": result.rmst_control, "hazard_ratio": result.hazard_ratio.to_dict(),
+                  "unit": "months free of proven reoffending in the first 12", "headline": result.headline,
+                  "caveats": _caveats(caught, result.warnings), "result": result.to_dict()}
+    return Finding(
+        contract_id=contract_id, area_code=str(cohort["area_code"].iloc[0]), measure_code="reo_time_to_first",
+        cohort=label, method=SURVIVAL_METHOD, estimate=e.estimate, ci_low=e.ci_low, ci_high=e.ci_high,
+        p_value=e.p_value, alpha=alpha, verdict=code, parameters=json.dumps(parameters, default=float),
+        input_hash=_input_hash(list(cohort["sha256"].unique())), created_at=datetime.now(UTC),
+    )
 
 
 def _frequency_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts: list[str], alpha: float,
@@ -120,7 +212,8 @@ def _frequency_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = match(data, "served", "reoffences_12m", COHORT_COVARIATES, caliper=0.2, ratio=5,
-                           replace=True, alpha=alpha, outcome_label="reoffences per person")
+                           replace=True, alpha=alpha, outcome_label="reoffences per person",
+                           count_noun="proven reoffences")
     except OutcomesError as exc:
         log.warning("%s: frequency comparison not possible: %s", contract_id, exc)
         return None
@@ -129,15 +222,6 @@ def _frequency_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts
     significant_down = result.att.ci_high < 0
     significant_up = result.att.ci_low > 0
     code = "reduction" if significant_down else "increase" if significant_up else "inconclusive"
-    level = f"{100 * (1 - alpha):.0f}%"
-    headline = (f"people served had {result.treated_mean:.2f} proven reoffences each in 12 months against "
-                f"{comparison:.2f} for matched comparison people: a difference of {result.att.estimate:+.2f} "
-                f"({level} CI {result.att.ci_low:+.2f} to {result.att.ci_high:+.2f})"
-                + (f", {100 * relative:+.0f}% of the comparison group's frequency" if comparison > 0 else ""))
-    sentence = {"reduction": "the service reduced the frequency of reoffending: the whole interval is below zero",
-                "increase": "reoffending was more frequent among people served: the whole interval is above zero",
-                "inconclusive": "the data cannot tell whether the service changed the frequency of reoffending "
-                                "(the interval includes zero)"}[code]
     parameters = {
         "covariates": COHORT_COVARIATES, "caliper_sd": 0.2, "ratio": 5, "replace": True, "cohorts": cohorts,
         "n_people": len(cohort), "n_matched": result.n_matched, "n_control_used": result.n_control_used,
@@ -145,8 +229,7 @@ def _frequency_finding(data: pd.DataFrame, contract_id: str, label: str, cohorts
         "relative_ci": [result.att.ci_low / comparison, result.att.ci_high / comparison] if comparison > 0 else None,
         "naive_difference": result.naive.estimate, "max_smd_after": result.balance.max_smd_after,
         "balanced": bool(result.balance.balanced), "unit": "proven reoffences per person in 12 months",
-        "headline": headline, "verdict_sentence": sentence,
-        "warnings": [str(w.message) for w in caught] + list(result.warnings),
+        "headline": result.headline, "caveats": _caveats(caught, result.warnings), "result": result.to_dict(),
     }
     return Finding(
         contract_id=contract_id, area_code=str(cohort["area_code"].iloc[0]), measure_code="reo_frequency_12m",
@@ -178,37 +261,31 @@ def synth_findings(session: Session, alpha: float) -> list[Finding]:
         panel = panel[panel["area"].isin(complete)]
         start = variation.effective_date.strftime("%Y-%m")
         try:
-            result = synthetic_control(panel, "area", "period", "value", contract.area_code, start)
+            result = synthetic_control(panel, "area", "period", "value", contract.area_code, start, alpha=alpha)
         except OutcomesError as exc:
             log.warning("%s: synthetic control not possible: %s", contract.id, exc)
             continue
-        placebo_gaps = result.placebos["average_post_gap"].abs() if result.placebos is not None else pd.Series(dtype=float)
+        n_areas = result.n_units
+        if result.placebo_p_value is not None and result.placebo_p_value <= alpha:
+            judged = "effect"
+        elif result.rank == 1:
+            judged = "too few areas"
+        else:
+            judged = "not distinguishable"
         parameters = {
-            "intervention": start, "donors": int(len(complete) - 1),
-            "interval_method": "estimate +/- the 95th percentile of the placebo areas' absolute average post-period gaps", "weights": {k: round(v, 4) for k, v in result.weights.items() if v > 1e-4},
+            "intervention": start, "donors": int(n_areas - 1), "interval_method": result.interval_method,
+            "weights": {k: round(v, 4) for k, v in result.weights.items() if v > 1e-4},
             "pre_rmspe": result.pre_rmspe, "post_rmspe": result.post_rmspe, "rmspe_ratio": result.ratio,
             "placebo_p_value": result.placebo_p_value, "rank": result.rank,
-            "placebo_abs_gap_95th": float(placebo_gaps.quantile(0.95)) if len(placebo_gaps) else None,
             "gaps": result.gaps[["time", "actual", "synthetic", "gap"]].round(4).to_dict("records"),
+            "headline": result.headline, "verdict_sentence": result.headline, "caveats": list(result.warnings),
+            "result": result.to_dict(),
+            "checks": _synth_checks(panel, contract.area_code, start, alpha, result.average_post_gap),
         }
-        # The interval is the spread of placebo gaps around the estimate (Abadie 2021 reads inference from
-        # the placebo distribution); it is stated as such in the parameters and reports.
-        spread = parameters["placebo_abs_gap_95th"] or 0.0
-        n_areas = len(complete)
-        if result.placebo_p_value is not None and result.placebo_p_value <= alpha:
-            judged, sentence = "effect", (f"a change: larger than in {n_areas - 1} of {n_areas - 1} placebo areas "
-                                          f"(placebo p = {result.placebo_p_value:.3f})")
-        elif result.rank == 1:
-            judged, sentence = "too few areas", (f"the largest change of all {n_areas} areas, but with so few areas the "
-                                                 f"placebo test cannot reach alpha {alpha:g}")
-        else:
-            judged, sentence = "no distinguishable effect", (
-                f"not distinguishable from the placebo areas (rank {result.rank} of {n_areas}, p = {result.placebo_p_value:.3f})")
-        parameters["verdict_sentence"] = sentence
         findings.append(_replace_finding(session, Finding(
             contract_id=contract.id, area_code=contract.area_code, measure_code=variation.measure_code,
-            method=SYNTH_METHOD, estimate=result.average_post_gap, ci_low=result.average_post_gap - spread,
-            ci_high=result.average_post_gap + spread, p_value=result.placebo_p_value, alpha=alpha,
+            method=SYNTH_METHOD, estimate=result.average_post_gap, ci_low=result.ci_low,
+            ci_high=result.ci_high, p_value=result.placebo_p_value, alpha=alpha,
             verdict=judged,
             parameters=json.dumps(parameters, default=float), input_hash=_input_hash(list(panel["ids"].unique())),
             created_at=datetime.now(UTC),
@@ -261,6 +338,8 @@ def its_findings(session: Session, alpha: float) -> list[Finding]:
             "slope_change_logit": result.slope_change.to_dict() if result.slope_change else None,
             "odds_ratio": result.effects[0].ratio, "post_effect": effect, "diagnostics": result.diagnostics,
             "sentence": result.sentence(), "series": result.frame.round(5).to_dict("records"),
+            "headline": result.headline, "caveats": list(result.warnings), "result": result.to_dict(),
+            "checks": _its_checks(series, at, alpha),
         }
         findings.append(_replace_finding(session, Finding(
             contract_id=variation.contract_id, measure_code=variation.measure_code, method=ITS_METHOD,
@@ -270,3 +349,34 @@ def its_findings(session: Session, alpha: float) -> list[Finding]:
             created_at=datetime.now(UTC),
         )))
     return findings
+
+
+def _run_check(function, *args, **kwargs) -> dict | None:
+    from outcomes.errors import OutcomesError as _Error
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return function(*args, **kwargs).to_dict()
+    except _Error as exc:
+        log.warning("robustness check %s not possible: %s", function.__name__, exc)
+        return None
+
+
+def _synth_checks(panel: pd.DataFrame, area: str, start: str, alpha: float, gap: float) -> list[dict]:
+    """Placebo in time and leave one donor out, run wherever the synthetic control ran."""
+    from outcomes.checks import synth_leave_one_out, synth_placebo_in_time
+
+    checks = [_run_check(synth_placebo_in_time, panel, "area", "period", "value", area, start, alpha=alpha,
+                         real_gap=gap),
+              _run_check(synth_leave_one_out, panel, "area", "period", "value", area, start, alpha=alpha)]
+    return [c for c in checks if c is not None]
+
+
+def _its_checks(series: pd.DataFrame, at: str, alpha: float) -> list[dict]:
+    """Placebo in time, run wherever the ITS ran (same model)."""
+    from outcomes.checks import its_placebo_in_time
+
+    check = _run_check(its_placebo_in_time, series, "period", "numerator", at, family="binomial",
+                       denominator="denominator", seasonality="fourier:1", scale="pearson", alpha=alpha)
+    return [check] if check is not None else []

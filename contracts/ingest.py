@@ -372,6 +372,11 @@ def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict
     parsed = parse_columns(frame, spec, issues)
     check_rows(parsed, spec, period, issues)
     check_references(parsed, spec, contracts, provider_id, return_type, issues)
+    if return_type == "reoffending_cohort" and "custodial_first" in parsed:
+        given = parsed["custodial_first"].notna() & parsed["reoffended_12m"].eq(False)
+        _add(issues, "error", _rows(given), "custodial_first", "inconsistent",
+             "'custodial_first' is filled in for a person with no proven reoffence (reoffended_12m is 0): "
+             "leave it blank, or correct reoffended_12m")
     if return_type == "kpi_aggregate":
         wrong = parsed["period"].notna() & (parsed["period"] != period)
         _add(issues, "error", _rows(wrong), "period", "wrong_period",

@@ -264,6 +264,7 @@ class ReoffendingRecord(SQLModel, table=True):
     days_to_first: int | None = None
     ethnicity_group: str | None = Field(default=None, max_length=12)
     care_leaver: bool | None = None
+    custodial_first: bool | None = None  # spec v3: the first proven reoffence led to custody
 
 
 class AggregateRecord(SQLModel, table=True):

@@ -70,6 +70,10 @@ _AGE_BAND = ColumnSpec("age_band", "str", allowed=("18-20", "21-24", "25-34", "3
 ETHNICITY_GROUPS = ("Asian", "Black", "Mixed", "White", "Other", "Not stated")
 _ETHNICITY = ColumnSpec("ethnicity_group", "str", required=False, optional=True, allowed=ETHNICITY_GROUPS,
                         description="Self-declared ethnic group, ONS 2021 high-level groups (blank or 'Not stated' if not known)")
+# Spec v3: the Justice Data Lab's fourth measure, an optional column (v1 and v2 files still load).
+_CUSTODIAL_FIRST = ColumnSpec("custodial_first", "bool01", required=False, optional=True,
+                              description="1 if the first proven reoffence led to a custodial sentence, 0 if not; "
+                                          "blank if there was no proven reoffence or it is not known")
 _CARE_LEAVER = ColumnSpec("care_leaver", "yn", required=False, optional=True,
                           description="Y if the person was looked after by a local authority as a child (a care leaver), N if not, blank if not known")
 
@@ -184,6 +188,7 @@ SPECS: dict[str, ReturnSpec] = {
             ColumnSpec("days_to_first", "int", required=False, minimum=0, maximum=366, description="Days to first proven reoffence, blank if none"),
             _ETHNICITY,
             _CARE_LEAVER,
+            _CUSTODIAL_FIRST,
         ),
         key=("person_id", "cohort_date"),
         period_columns=("cohort_date",),

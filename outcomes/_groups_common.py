@@ -8,15 +8,14 @@ both emits a warning and keeps it for the result object.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from outcomes.errors import OutcomesError
+from outcomes.results import Estimate
 
 MIN_TREATED = 30
 """Fewest treated people a comparison-group estimate is made for (the JDL asks for at least 60)."""
@@ -26,44 +25,8 @@ class ComparisonGroupWarning(UserWarning):
     """A caveat about a comparison-group estimate (dropped people, residual imbalance, extreme weights)."""
 
 
-@dataclass(frozen=True)
-class EffectEstimate:
-    """An effect with its standard error, ``1 - alpha`` interval and two-sided p-value."""
-
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    alpha: float
-
-    @classmethod
-    def normal(cls, estimate: float, se: float, alpha: float) -> EffectEstimate:
-        """Wald interval and p-value from a normal approximation."""
-        z = norm.ppf(1 - alpha / 2)
-        if se > 0 and math.isfinite(se):
-            p_value = float(2 * norm.sf(abs(estimate) / se))
-        else:
-            p_value = float("nan")
-        return cls(float(estimate), float(se), float(estimate - z * se), float(estimate + z * se), p_value, alpha)
-
-    @classmethod
-    def student(cls, estimate: float, se: float, df: float, alpha: float) -> EffectEstimate:
-        """Interval and p-value from Student's t with ``df`` degrees of freedom."""
-        from scipy.stats import t as student_t
-
-        q = student_t.ppf(1 - alpha / 2, df)
-        p_value = float(2 * student_t.sf(abs(estimate) / se, df)) if se > 0 else float("nan")
-        return cls(float(estimate), float(se), float(estimate - q * se), float(estimate + q * se), p_value, alpha)
-
-    @property
-    def significant(self) -> bool:
-        """True when the interval excludes zero (p-value below ``alpha``)."""
-        return bool(self.p_value < self.alpha)
-
-    def to_dict(self) -> dict:
-        return {"estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "p_value": self.p_value, "se": self.se}
+EffectEstimate = Estimate
+"""The comparison-group designs' effect record: the shared :class:`outcomes.results.Estimate`."""
 
 
 def check_alpha(alpha: float) -> None:
@@ -209,20 +172,43 @@ def is_binary(values: np.ndarray) -> bool:
 
 
 def jdl_headline(treated_mean: float, control_mean: float, effect: EffectEstimate, *, binary: bool,
-                 label: str = "reoffended") -> str:
-    """The Justice Data Lab's plain statement of a comparison-group result.
+                 label: str = "reoffended", count_noun: str | None = None, n_treated: int | None = None,
+                 n_control: int | None = None, meaningful_effect: float | None = None) -> str:
+    """The Justice Data Lab's plain statement of a comparison-group result (see :mod:`outcomes.jdl`).
 
-    For a 0/1 outcome: "34 of 100 people reoffended vs 39 of 100 in the comparison group; difference
-    -5.0 points (95% CI -8.1 to -1.9); significant". For any other outcome the group means are given.
+    A 0/1 outcome: "For 100 typical people in the treatment group, 34 reoffended within a year, against 39
+    for 100 similar people who were not served: 5 fewer (95% CI 2.1 to 7.9 fewer)." A count with
+    ``count_noun``: the same per 100 people. Any other outcome: the group means. An inconclusive result
+    says the true effect could be between a and b; with ``meaningful_effect`` (binary outcomes) it adds
+    how many more people would be needed to detect that change.
     """
-    level = f"{100 * (1 - effect.alpha):g}%"
-    verdict = "significant" if effect.significant else "not significant"
+    from outcomes.jdl import extra_people_needed, per_100_sentence
+
     if binary:
-        return (f"{100 * treated_mean:.0f} of 100 people {label} vs {100 * control_mean:.0f} of 100 in the comparison "
-                f"group; difference {100 * effect.estimate:.1f} points ({level} CI {100 * effect.ci_low:.1f} to "
-                f"{100 * effect.ci_high:.1f}); {verdict}")
-    return (f"mean {label} {treated_mean:.3g} vs {control_mean:.3g} in the comparison group; difference "
-            f"{effect.estimate:.3g} ({level} CI {effect.ci_low:.3g} to {effect.ci_high:.3g}); {verdict}")
+        sentence = per_100_sentence(treated_mean, control_mean, effect, what=label)
+    elif count_noun:
+        sentence = per_100_sentence(treated_mean, control_mean, effect, count=True, unit_noun=count_noun)
+    elif effect.significant:
+        sentence = (f"Mean {label} {treated_mean:.3g} in the treatment group against {control_mean:.3g} in the "
+                    f"comparison group: a difference of {effect.estimate:.3g} ({effect.level} CI {effect.ci_low:.3g} "
+                    f"to {effect.ci_high:.3g}).")
+    else:
+        sentence = (f"Mean {label} {treated_mean:.3g} in the treatment group against {control_mean:.3g} in the "
+                    f"comparison group; the difference is inconclusive: the true effect could be between "
+                    f"{effect.ci_low:.3g} and {effect.ci_high:.3g} ({effect.level} CI).")
+    if (binary and not effect.significant and meaningful_effect and n_treated and n_control
+            and 0 < control_mean < 1):
+        extra = extra_people_needed(n_treated, n_control, control_mean, meaningful_effect, alpha=effect.alpha)
+        change = f"{100 * meaningful_effect:.1f}".rstrip("0").rstrip(".")
+        if extra is None:
+            sentence += f" No cohort size could detect a change of {change} points from this base rate."
+        elif extra > 0:
+            sentence += (f" To detect a change of {change} points with 80% power, about {extra:,} more people "
+                         f"would need to be in the treatment group (with comparison people in the same ratio).")
+        else:
+            sentence += (f" The cohort was large enough to detect a change of {change} points with 80% power, so a "
+                         f"change that large is unlikely.")
+    return sentence
 
 
 def naive_difference(y: np.ndarray, treated: np.ndarray, alpha: float) -> EffectEstimate:

@@ -21,6 +21,7 @@ Card & Krueger's New Jersey minimum-wage data, bundled in ``outcomes.examples``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,11 +39,20 @@ from outcomes._groups_common import (
     warn,
 )
 from outcomes.errors import OutcomesError
+from outcomes.results import Result, fmt_interval
 
 __all__ = ["DidResult", "EventStudyResult", "did", "event_study"]
 
 FEW_CLUSTERS = 20
 COV_TYPES = ("cluster", "HC1", "nonrobust")
+
+
+def _effect_sentence(what: str, e: EffectEstimate) -> str:
+    """One sentence that claims no more than the interval: inconclusive is "could be between a and b"."""
+    if e.significant:
+        return f"{what[0].upper() + what[1:]} was {fmt_interval(e, digits=3 if abs(e.estimate) < 1 else 2)}."
+    return (f"{what[0].upper() + what[1:]} is inconclusive: the true effect could be between {e.ci_low:.3g} and "
+            f"{e.ci_high:.3g} ({e.level} CI, estimate {e.estimate:.3g}).")
 
 
 def _fit_ols(y: np.ndarray, X: np.ndarray, cov_type: str, groups: np.ndarray | None):
@@ -65,7 +75,7 @@ def _check_cov_type(cov_type: str | None, unit: str | None) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class DidResult:
+class DidResult(Result):
     """A 2x2 difference-in-differences estimate.
 
     Attributes
@@ -83,6 +93,10 @@ class DidResult:
     fit : statsmodels RegressionResults
         The raw OLS fit, for experts.
     """
+
+    method: ClassVar[str] = "difference-in-differences (OLS, treated x post)"
+    citation: ClassVar[str] = ("Card & Krueger (1994), AER 84:772; Angrist & Pischke (2009) ch. 5; cluster-robust "
+                               "errors: Bertrand, Duflo & Mullainathan (2004), QJE 119:249")
 
     did: EffectEstimate
     n: int
@@ -106,11 +120,25 @@ class DidResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
-        return {"method": "difference-in-differences (OLS, treated x post)", "did": self.did.to_dict(), "n": self.n,
-                "n_clusters": self.n_clusters, "cov_type": self.cov_type, "alpha": self.did.alpha,
-                "cell_means": self.cell_means.to_dict(orient="records"), "settings": dict(self.settings),
-                "warnings": list(self.warnings)}
+    @property
+    def alpha(self) -> float:
+        return self.did.alpha
+
+    @property
+    def nobs(self) -> int:
+        return self.n
+
+    @property
+    def headline(self) -> str:
+        return _effect_sentence("the treated group's change relative to the comparison group's", self.did)
+
+    def estimates(self) -> dict:
+        return {"did": self.did}
+
+    def _payload(self) -> dict:
+        return {"did": self.did.to_dict(), "n": self.n,
+                "n_clusters": self.n_clusters, "cov_type": self.cov_type,
+                "cell_means": self.cell_means.to_dict(orient="records"), "settings": dict(self.settings)}
 
 
 def did(data: pd.DataFrame, outcome: str, treated: str, post: str, *, unit: str | None = None,
@@ -192,7 +220,7 @@ def did(data: pd.DataFrame, outcome: str, treated: str, post: str, *, unit: str 
 
 
 @dataclass(frozen=True, eq=False)
-class EventStudyResult:
+class EventStudyResult(Result):
     """Event-study difference-in-differences with unit and time fixed effects.
 
     Attributes
@@ -210,6 +238,10 @@ class EventStudyResult:
     fit : statsmodels RegressionResults
         The raw OLS fit.
     """
+
+    method: ClassVar[str] = "event-study DiD (unit and time fixed effects, cluster-robust)"
+    citation: ClassVar[str] = ("Autor (2003), J Labor Econ 21:1; one common intervention time (with staggered "
+                               "adoption use staggered_did: Sun & Abraham 2021, Callaway & Sant'Anna 2021)")
 
     table: pd.DataFrame = field(repr=False)
     average_post: EffectEstimate
@@ -231,12 +263,30 @@ class EventStudyResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    @property
+    def alpha(self) -> float:
+        return self.average_post.alpha
+
+    @property
+    def nobs(self) -> int:
+        return self.n
+
+    @property
+    def headline(self) -> str:
+        pre = (f"; the pre-intervention periods show no detectable trend (p = {self.pretrend_p_value:.2f})"
+               if self.pretrend_p_value >= self.alpha else
+               f"; but the pre-intervention periods already differ (p = {self.pretrend_p_value:.3f}), so parallel "
+               f"trends is doubtful") if np.isfinite(self.pretrend_p_value) else ""
+        return _effect_sentence("the average effect after the intervention", self.average_post) + pre
+
+    def estimates(self) -> dict:
+        return {"average_post": self.average_post}
+
+    def _payload(self) -> dict:
         table = self.table.astype({"relative_time": int}).to_dict(orient="records")
-        return {"method": "event-study DiD (unit and time fixed effects, cluster-robust)", "table": table,
+        return {"table": table,
                 "average_post": self.average_post.to_dict(), "pretrend_p_value": self.pretrend_p_value,
-                "n": self.n, "n_clusters": self.n_clusters, "reference": self.reference,
-                "warnings": list(self.warnings)}
+                "n": self.n, "n_clusters": self.n_clusters, "reference": self.reference}
 
 
 def event_study(data: pd.DataFrame, outcome: str, unit: str, time: str, treated: str, intervention, *,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -31,22 +32,10 @@ from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import durbin_watson
 
 from outcomes.errors import OutcomesError
+from outcomes.results import Estimate, Result, level
 
 FAMILIES = ("gaussian", "poisson", "binomial")
 MIN_POINTS_EACH_SIDE = 6
-
-
-@dataclass(frozen=True)
-class Estimate:
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-
-    def to_dict(self) -> dict:
-        return {"estimate": self.estimate, "se": self.se, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "p_value": self.p_value}
 
 
 @dataclass(frozen=True)
@@ -58,7 +47,7 @@ class InterventionEffect:
 
 
 @dataclass(frozen=True, eq=False)
-class ITSResult:
+class ITSResult(Result):
     """A fitted interrupted time series.
 
     Attributes
@@ -75,6 +64,10 @@ class ITSResult:
     fit : the statsmodels results object, for experts.
     """
 
+    method: ClassVar[str] = "interrupted time series (segmented regression)"
+    citation: ClassVar[str] = ("Wagner et al. (2002), J Clin Pharm Ther 27:299; Lopez Bernal, Cummins & Gasparrini "
+                               "(2017), Int J Epidemiol 46:348")
+
     family: str
     n: int
     alpha: float
@@ -86,6 +79,40 @@ class ITSResult:
     diagnostics: dict
     frame: pd.DataFrame = field(repr=False)
     fit: object = field(repr=False)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def nobs(self) -> int:
+        return self.n
+
+    @property
+    def post_estimate(self) -> Estimate:
+        """The mean post-period effect on the outcome's scale, with its simulation interval (no SE)."""
+        e = self.post_effect
+        return Estimate(e["absolute"], math.nan, e["absolute_low"], e["absolute_high"], math.nan, self.alpha)
+
+    def estimates(self) -> dict:
+        out = {"post_effect": self.post_estimate}
+        for effect in self.effects:
+            suffix = "" if len(self.effects) == 1 else f" {effect.at}"
+            out[f"level_change{suffix}"] = effect.level_change
+            if effect.slope_change is not None:
+                out[f"slope_change{suffix}"] = effect.slope_change
+        return out
+
+    @property
+    def headline(self) -> str:
+        """The post-period change against the counterfactual, in points for rates."""
+        e = self.post_effect
+        scale, unit = (100.0, " percentage points") if self.family == "binomial" else (1.0, "")
+        at = self.effects[0].at
+        a, lo, hi = e["absolute"] * scale, e["absolute_low"] * scale, e["absolute_high"] * scale
+        rel = f"{100 * e['relative']:+.0f}%"
+        if lo > 0 or hi < 0:
+            return (f"After {at} the series was {a:+.3g}{unit} ({rel}) away from where its earlier trend pointed, "
+                    f"on average over {e['periods']} periods ({level(self.alpha)} CI {lo:.3g} to {hi:.3g}).")
+        return (f"After {at} the change against the earlier trend is inconclusive: the true effect could be between "
+                f"{lo:.3g} and {hi:.3g}{unit} (estimate {a:+.3g}, {level(self.alpha)} CI, {e['periods']} periods).")
 
     @property
     def level_change(self) -> Estimate:
@@ -121,10 +148,10 @@ class ITSResult:
         lines.append(f"  Durbin-Watson {d['durbin_watson']:.2f}; Ljung-Box p = {d['ljung_box_p']:.3f} at lag {d['ljung_box_lag']}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    def _payload(self) -> dict:
         first = self.effects[0]
         out = {
-            "family": self.family, "n": self.n, "alpha": self.alpha, "seasonality": self.seasonality,
+            "family": self.family, "n": self.n, "seasonality": self.seasonality,
             "hac_lags": self.hac_lags, "scale": self.scale,
             "level_change": first.level_change.to_dict(),
             "slope_change": first.slope_change.to_dict() if first.slope_change else None,
@@ -361,7 +388,7 @@ def fit_its(data: pd.DataFrame, time: str, outcome: str, interventions, *, famil
     def estimate(i: int) -> Estimate:
         stat = params[i] / bse[i]
         return Estimate(float(params[i]), float(bse[i]), float(params[i] - q * bse[i]), float(params[i] + q * bse[i]),
-                        float(2 * dist.sf(abs(stat))))
+                        float(2 * dist.sf(abs(stat))), alpha)
 
     effects = []
     for position in positions:
@@ -432,8 +459,11 @@ def _numeric(values: pd.Series, column: str) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class BatchITSResult:
+class BatchITSResult(Result):
     """Level and slope changes of many series fitted with one shared design (one row per series)."""
+
+    method: ClassVar[str] = "interrupted time series, many series with one shared design (vectorised)"
+    citation: ClassVar[str] = "Wagner et al. (2002), J Clin Pharm Ther 27:299; Newey & West (1987) for HAC errors"
 
     family: str
     errors: str
@@ -443,8 +473,27 @@ class BatchITSResult:
     alpha: float
     table: pd.DataFrame = field(repr=False)
 
+    warnings: tuple[str, ...] = ()
+
     def to_frame(self) -> pd.DataFrame:
         return self.table
+
+    @property
+    def nobs(self) -> int:
+        """Series fitted."""
+        return int(len(self.table))
+
+    @property
+    def headline(self) -> str:
+        if "level_change" not in self.table:
+            return f"{len(self.table)} series fitted."
+        moved = int((self.table["level_p_value"] < self.alpha).sum())
+        return (f"{moved} of {len(self.table)} series show a level change at alpha {self.alpha:g} "
+                f"(about {self.alpha * len(self.table):.0f} would by chance alone if nothing changed).")
+
+    def _payload(self) -> dict:
+        return {"family": self.family, "errors": self.errors, "names": list(self.names),
+                "series": self.table.to_dict(orient="records")}
 
 
 def design_matrix(n: int, intervention: int, *, slope_change: bool = True, fourier: int = 0,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ from outcomes._groups_common import (
 )
 from outcomes.balance import BalanceTable, balance_table
 from outcomes.errors import OutcomesError
+from outcomes.results import Result
 
 __all__ = ["PropensityModel", "MatchResult", "fit_propensity", "match", "jdl_headline", "ComparisonGroupWarning",
            "EffectEstimate"]
@@ -297,7 +299,7 @@ def _neighbour_variance(lc: np.ndarray, yc: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class MatchResult:
+class MatchResult(Result):
     """Propensity-score matching estimate of the average effect on the treated (ATT).
 
     Attributes
@@ -328,6 +330,10 @@ class MatchResult:
         Caveats raised during the fit (also emitted as ``ComparisonGroupWarning``).
     """
 
+    method: ClassVar[str] = 'propensity-score nearest-neighbour matching (ATT, Abadie-Imbens 2006 variance)'
+    citation: ClassVar[str] = (
+        'Rosenbaum & Rubin (1985) matching on the logit of the propensity score; Austin (2011) caliper; Abadie & Imbens (2006), Econometrica 74:235, matching variance')
+
     att: EffectEstimate
     naive: EffectEstimate
     treated_mean: float
@@ -345,6 +351,44 @@ class MatchResult:
     binary_outcome: bool
     outcome: str
     outcome_label: str = "reoffended"
+    count_noun: str | None = None
+    meaningful_effect: float | None = None
+    pair_counts: tuple[int, int] | None = None  # (favourable, discordant) nearest pairs, binary outcomes
+    control_sd: float | None = None
+
+    @property
+    def e_value(self) -> dict:
+        """E-value (VanderWeele & Ding 2017) of the effect: ``{"estimate", "ci"}`` (the CI limit nearer no effect)."""
+        from outcomes.sensitivity import e_value, e_value_interval, risk_ratio_from_difference
+
+        counts = self.binary_outcome or self.count_noun is not None or self.control_sd is None
+        try:
+            rr, lo, hi = risk_ratio_from_difference(self.treated_mean, self.control_mean, self.att.ci_low,
+                                                    self.att.ci_high, binary_or_count=counts,
+                                                    control_sd=self.control_sd)
+        except OutcomesError:
+            return {"estimate": None, "ci": None, "risk_ratio": None}
+        return {"estimate": e_value(rr), "ci": e_value_interval(rr, lo, hi), "risk_ratio": rr,
+                "risk_ratio_ci": [lo, hi]}
+
+    @property
+    def rosenbaum_gamma(self) -> float | None:
+        """Rosenbaum's Gamma at which the matched-pair difference stops being significant (binary outcomes)."""
+        if self.pair_counts is None:
+            return None
+        from outcomes.sensitivity import rosenbaum_gamma
+
+        return rosenbaum_gamma(*self.pair_counts, alpha=self.alpha)
+
+    @property
+    def sensitivity_headline(self) -> str:
+        from outcomes.sensitivity import sensitivity_sentence
+
+        e = self.e_value
+        if e["estimate"] is None:
+            return "No E-value: the comparison group's mean is not positive."
+        return sensitivity_sentence(e["estimate"], e["ci"], self.rosenbaum_gamma,
+                                    outcome="reoffend" if self.binary_outcome or self.count_noun else "differ")
 
     @property
     def alpha(self) -> float:
@@ -354,7 +398,9 @@ class MatchResult:
     def headline(self) -> str:
         """The JDL-style sentence: "X of 100 people reoffended vs Y of 100 ...; difference Z points (...)"."""
         return jdl_headline(self.treated_mean, self.control_mean, self.att, binary=self.binary_outcome,
-                            label=self.outcome_label if self.binary_outcome else self.outcome)
+                            label=self.outcome_label if self.binary_outcome else self.outcome,
+                            count_noun=self.count_noun, n_treated=self.n_matched, n_control=self.n_control_used,
+                            meaningful_effect=self.meaningful_effect)
 
     def summary(self) -> str:
         s = self.settings
@@ -376,30 +422,38 @@ class MatchResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    @property
+    def nobs(self) -> int:
+        """People the estimate used: the matched treated and the comparison people with weight."""
+        return int(self.n_matched + self.n_control_used)
+
+    def estimates(self) -> dict:
+        return {"att": self.att, "naive_difference": self.naive}
+
+    def _payload(self) -> dict:
         return {
-            "method": "propensity-score nearest-neighbour matching (ATT, Abadie-Imbens 2006 variance)",
             "att": self.att.to_dict(),
             "n_treated": self.n_treated,
             "n_matched": self.n_matched,
             "n_control_used": self.n_control_used,
             "balance": self.balance.to_dict(),
-            "alpha": self.alpha,
             "treated_mean": self.treated_mean,
             "control_mean": self.control_mean,
             "naive": self.naive.to_dict(),
             "n_dropped_support": self.n_dropped_support,
             "n_dropped_caliper": self.n_dropped_caliper,
-            "headline": self.headline,
             "settings": dict(self.settings),
-            "warnings": list(self.warnings),
+            "e_value": {"estimate": self.e_value["estimate"], "ci": self.e_value["ci"]},
+            "rosenbaum_gamma": self.rosenbaum_gamma,
+            "sensitivity": self.sensitivity_headline,
         }
 
 
 def match(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str] | str, *,
           exact: list[str] | str | None = None, caliper: float | None = 0.2, ratio: int = 1, replace: bool = False,
           alpha: float = 0.05, penalty: float = 0.0, common_support: bool = True, min_treated: int = MIN_TREATED,
-          outcome_label: str = "reoffended") -> MatchResult:
+          outcome_label: str = "reoffended", count_noun: str | None = None,
+          meaningful_effect: float | None = None) -> MatchResult:
     """Nearest-neighbour propensity-score matching and the ATT with an Abadie-Imbens interval.
 
     Follows Rosenbaum & Rubin (1985) matching on the logit of the propensity score, the caliper of
@@ -439,6 +493,11 @@ def match(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str
         Fewest treated people (before and after matching) to estimate anything.
     outcome_label : str
         Verb for the headline ("reoffended").
+    count_noun : str, optional
+        For a count outcome, what is counted ("proven reoffences"): the headline is then per 100 people.
+    meaningful_effect : float, optional
+        Smallest change that matters (a proportion): an inconclusive headline says how many more people
+        would be needed to detect it.
 
     Returns
     -------
@@ -542,4 +601,17 @@ def match(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str
         control_mean=float(imputed[matched].mean()), n_treated=n_treated, n_matched=n_matched,
         n_control_used=int((control_weight > 0).sum()), n_dropped_support=n_dropped_support,
         n_dropped_caliper=n_dropped_caliper, balance=balance, propensity=model, pairs=pairs, settings=settings,
-        warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label)
+        warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label,
+        count_noun=count_noun, meaningful_effect=meaningful_effect,
+        pair_counts=_nearest_pair_counts(rows, cols, dist, y, att < 0) if is_binary(y) else None,
+        control_sd=float(y[~t].std(ddof=1)) if not is_binary(y) and (~t).sum() > 1 else None)
+
+
+def _nearest_pair_counts(rows: np.ndarray, cols: np.ndarray, dist: np.ndarray, y: np.ndarray,
+                         reduction: bool) -> tuple[int, int]:
+    """Each matched treated person with their nearest comparison person, as McNemar pairs for Rosenbaum bounds."""
+    from outcomes.sensitivity import pair_counts
+
+    order = np.lexsort((dist, rows))
+    first = order[np.r_[True, np.diff(rows[order]) != 0]]
+    return pair_counts(y[rows[first]] == 1, y[cols[first]] == 1, reduction=reduction)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from scipy.optimize import brentq
 from scipy.stats import norm
 
 from outcomes.errors import OutcomesError
+from outcomes.results import Result
 
 __all__ = ["MDEResult", "Verdict", "mde_two_proportions", "power_two_proportions", "verdict"]
 
@@ -110,7 +112,7 @@ def verdict(ci_low: float, ci_high: float, meaningful_effect: float, *, unit: st
 
 
 @dataclass(frozen=True)
-class MDEResult:
+class MDEResult(Result):
     """Minimum detectable effect for a cohort.
 
     Attributes
@@ -123,6 +125,9 @@ class MDEResult:
         ``base_rate - mde`` (or ``+ mde`` for an increase).
     """
 
+    method: ClassVar[str] = "minimum detectable effect, two proportions"
+    citation: ClassVar[str] = "Fleiss, Levin & Paik (2003), Statistical Methods for Rates and Proportions, ch. 4"
+
     mde: float
     base_rate: float
     detectable_rate: float
@@ -131,6 +136,20 @@ class MDEResult:
     alpha: float
     power: float
     direction: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def nobs(self) -> int:
+        return int(self.n_treated + self.n_control)
+
+    @property
+    def headline(self) -> str:
+        if not math.isfinite(self.mde):
+            return (f"With {self.n_treated} treated and {self.n_control} comparison people no change from "
+                    f"{100 * self.base_rate:.1f}% could be detected with {100 * self.power:.0f}% power.")
+        return (f"With {self.n_treated} treated and {self.n_control} comparison people, a {self.direction} of "
+                f"{100 * self.mde:.1f} points from {100 * self.base_rate:.1f}% is the smallest detectable with "
+                f"{100 * self.power:.0f}% power at alpha {self.alpha:g}.")
 
     def verdict(self, ci_low: float, ci_high: float, meaningful_effect: float | None = None) -> Verdict:
         """Judge an interval against ``meaningful_effect`` (default: this cohort's MDE)."""
@@ -143,9 +162,9 @@ class MDEResult:
                 f"{100 * self.detectable_rate:.1f}%). Smaller true effects will usually look 'not significant': "
                 f"that means too small to tell, not no effect.")
 
-    def to_dict(self) -> dict:
+    def _payload(self) -> dict:
         return {"mde": self.mde, "base_rate": self.base_rate, "detectable_rate": self.detectable_rate,
-                "n_treated": self.n_treated, "n_control": self.n_control, "alpha": self.alpha, "power": self.power,
+                "n_treated": self.n_treated, "n_control": self.n_control, "power": self.power,
                 "direction": self.direction}
 
 

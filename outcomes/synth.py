@@ -6,6 +6,14 @@ track the treated area's outcome over every pre-intervention period (Abadie, Dia
 gap after the intervention estimates the effect. Inference is by placebos in space: refit with each
 donor as if it were treated, and rank the treated area's post/pre RMSPE ratio among all areas
 (ADH 2010 section 2.3; Abadie 2021, JEL 59:391); the p-value is that rank over the number of areas.
+The treated area is left out of the placebos' donor pools (it is affected by the intervention).
+
+The interval is the Firpo & Possebom (2018, J Causal Inference 6:20160026) confidence set: the
+constant effects ``c`` that the same placebo test does not reject at ``alpha`` when ``c`` is taken off
+the treated area's post-period gaps. With the RMSPE-ratio statistic the set has a closed form,
+``mean gap +/- sqrt((R_m * pre_rmspe)^2 - var(post gaps))``, where ``R_m`` is the m-th largest placebo
+ratio and ``m`` the fewest placebos that must be at least as extreme for ``p > alpha``. With too few
+areas (``1 / areas > alpha``) no effect can be rejected and the interval is unbounded.
 
 Examples
 --------
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +38,7 @@ from scipy.optimize import minimize, nnls
 
 from outcomes._groups_common import numeric_column, require_columns, require_complete
 from outcomes.errors import OutcomesError
+from outcomes.results import Estimate, Result, level, plain
 
 __all__ = ["SynthResult", "synthetic_control", "simplex_weights"]
 
@@ -70,7 +80,7 @@ def _rmspe(gaps: np.ndarray) -> float:
 
 
 @dataclass(frozen=True, eq=False)
-class SynthResult:
+class SynthResult(Result):
     """A synthetic-control fit and its placebo-in-space inference.
 
     Attributes
@@ -90,7 +100,18 @@ class SynthResult:
         its smallest possible value is 1 / (number of units). None when placebos were not run.
     placebos : pandas.DataFrame
         ``unit``, ``pre_rmspe``, ``post_rmspe``, ``ratio``, ``average_post_gap`` for each placebo fit.
+    alpha : float
+        Level of the placebo test and of the interval.
+    ci_low, ci_high : float
+        Firpo & Possebom (2018) confidence set for a constant effect (infinite when too few areas,
+        NaN when no constant effect is consistent with the data).
+    interval_method : str
+        How the interval was made, in words.
     """
+
+    method: ClassVar[str] = "synthetic control (Abadie, Diamond & Hainmueller 2010), placebo-in-space inference"
+    citation: ClassVar[str] = ("Abadie, Diamond & Hainmueller (2010), JASA 105:493; Abadie (2021), JEL 59:391; "
+                               "interval: Firpo & Possebom (2018), J Causal Inference 6:20160026")
 
     treated: object
     intervention: object
@@ -104,6 +125,52 @@ class SynthResult:
     rank: int | None
     placebos: pd.DataFrame = field(repr=False)
     warnings: tuple[str, ...] = ()
+    alpha: float = 0.05
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    interval_method: str = ""
+
+    @property
+    def nobs(self) -> int:
+        return int(len(self.gaps) * (len(self.placebos) + 1)) if len(self.placebos) else int(len(self.gaps))
+
+    @property
+    def n_units(self) -> int:
+        return len(self.placebos) + 1
+
+    @property
+    def effect(self) -> Estimate:
+        p = math.nan if self.placebo_p_value is None else self.placebo_p_value
+        return Estimate(self.average_post_gap, math.nan, self.ci_low, self.ci_high, p, self.alpha)
+
+    def estimates(self) -> dict:
+        return {"average_post_gap": self.effect}
+
+    def _interval_text(self) -> str:
+        if math.isinf(self.ci_low) or math.isinf(self.ci_high):
+            return (f"with {self.n_units} areas no size of effect can be ruled out at alpha {self.alpha:g}, so the "
+                    f"interval is unbounded")
+        if math.isnan(self.ci_low):
+            return "no constant effect fits the post-period gaps as well as the placebos fit theirs"
+        return (f"the true effect could be between {self.ci_low:.3g} and {self.ci_high:.3g} ({level(self.alpha)} "
+                f"placebo-based interval)")
+
+    @property
+    def headline(self) -> str:
+        """One sentence, right at every rank: "larger than in n - rank of n - 1 placebo areas"."""
+        gap = f"{self.treated} differed from its synthetic control by {self.average_post_gap:+.3g} on average after " \
+              f"{self.intervention}"
+        if self.placebo_p_value is None:
+            return gap + " (no placebo test was run, so no interval or significance can be given)."
+        n, r = self.n_units, self.rank
+        beaten = f"its post/pre-period fit ratio was larger than in {n - r} of {n - 1} placebo areas (rank {r} of {n}, " \
+                 f"p = {self.placebo_p_value:.3f})"
+        if self.placebo_p_value <= self.alpha:
+            return f"{gap}: a change beyond the placebo areas: {beaten}; {self._interval_text()}."
+        if r == 1:
+            return (f"{gap}: the largest change of all {n} areas, but with {n} areas the placebo test cannot reach "
+                    f"alpha {self.alpha:g} ({beaten}); {self._interval_text()}.")
+        return f"{gap}: not distinguishable from the placebo areas ({beaten}); {self._interval_text()}."
 
     def summary(self) -> str:
         top = sorted(self.weights.items(), key=lambda kv: -kv[1])
@@ -118,12 +185,8 @@ class SynthResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
-        def plain(value):
-            return value.item() if isinstance(value, np.generic) else value
-
+    def _payload(self) -> dict:
         return {
-            "method": "synthetic control (Abadie, Diamond & Hainmueller 2010), placebo-in-space inference",
             "weights": {str(k): float(v) for k, v in self.weights.items()},
             "pre_rmspe": self.pre_rmspe,
             "post_rmspe": self.post_rmspe,
@@ -133,12 +196,14 @@ class SynthResult:
             "placebo_p_value": self.placebo_p_value,
             "rank": self.rank,
             "n_units": len(self.placebos) + 1,
-            "warnings": list(self.warnings),
+            "ci_low": plain(self.ci_low),
+            "ci_high": plain(self.ci_high),
+            "interval_method": self.interval_method,
         }
 
 
 def synthetic_control(data: pd.DataFrame, unit: str, time: str, outcome: str, treated, intervention, *,
-                      placebos: bool = True) -> SynthResult:
+                      placebos: bool = True, alpha: float = 0.05) -> SynthResult:
     """Synthetic control of ADH (2010) with placebo-in-space rank inference.
 
     Parameters
@@ -153,6 +218,8 @@ def synthetic_control(data: pd.DataFrame, unit: str, time: str, outcome: str, tr
         The first time at or after which the treated unit is affected (compared with ``time`` values).
     placebos : bool
         Run the placebo-in-space fits (one per donor).
+    alpha : float
+        Level of the placebo test and of the interval.
 
     Returns
     -------
@@ -163,6 +230,8 @@ def synthetic_control(data: pd.DataFrame, unit: str, time: str, outcome: str, tr
     OutcomesError
         Missing values, a missing treated unit, an unbalanced panel, fewer than 3 pre-periods or 2 donors.
     """
+    if not 0 < alpha < 1:
+        raise OutcomesError(f"alpha must lie between 0 and 1 (e.g. 0.05), got {alpha}")
     require_columns(data, [unit, time, outcome])
     require_complete(data, [unit, time, outcome])
     numeric_column(data[outcome], "outcome")
@@ -194,7 +263,8 @@ def synthetic_control(data: pd.DataFrame, unit: str, time: str, outcome: str, tr
     j_treated = units.index(treated)
 
     def fit(j: int):
-        donors = [k for k in range(len(units)) if k != j]
+        # A placebo's donors leave out the treated unit as well as the placebo itself.
+        donors = [k for k in range(len(units)) if k != j and (k != j_treated or j == j_treated)]
         w = simplex_weights(Y[~post, j], Y[~post][:, donors])
         synthetic = Y[:, donors] @ w
         gap = Y[:, j] - synthetic
@@ -220,10 +290,37 @@ def synthetic_control(data: pd.DataFrame, unit: str, time: str, outcome: str, tr
     if placebos:
         rank = 1 + int((placebo_table["ratio"].to_numpy() >= ratio).sum())
         p_value = rank / (len(placebo_table) + 1)
+        ci_low, ci_high = _placebo_interval(gap[post], pre_rmspe, placebo_table["ratio"].to_numpy(), alpha)
+        interval = ("Firpo & Possebom (2018) confidence set: the constant effects not rejected by the placebo "
+                    f"RMSPE-ratio test at alpha {alpha:g}")
     else:
         rank, p_value = None, None
+        ci_low, ci_high, interval = math.nan, math.nan, "none (placebos not run)"
     gaps = pd.DataFrame({"time": wide.index, "actual": Y[:, j_treated], "synthetic": synthetic, "gap": gap,
                          "post": post})
     return SynthResult(treated, intervention, {units[k]: float(v) for k, v in zip(donors, w, strict=True)},
                        pre_rmspe, post_rmspe, ratio, gaps, float(gap[post].mean()), p_value, rank, placebo_table,
-                       tuple(notes))
+                       tuple(notes), alpha, ci_low, ci_high, interval)
+
+
+def _placebo_interval(post_gaps: np.ndarray, pre_rmspe: float, placebo_ratios: np.ndarray,
+                      alpha: float) -> tuple[float, float]:
+    """Constant effects c with placebo p-value > alpha once c is taken off the post-period gaps.
+
+    p(c) = (1 + #{placebo ratio >= r(c)}) / (J + 1), r(c) = rmspe(gaps - c) / pre_rmspe. p(c) > alpha needs at
+    least m placebos with ratio >= r(c), m the smallest integer > alpha (J + 1) - 1, i.e. r(c) <= R_(m) (the
+    m-th largest); rmspe(gaps - c)^2 = (mean - c)^2 + var, so the set is mean +/- sqrt((R_m pre)^2 - var).
+    """
+    J = len(placebo_ratios)
+    m = math.floor(alpha * (J + 1) - 1) + 1
+    centre = float(post_gaps.mean())
+    if m <= 0:
+        return -math.inf, math.inf
+    bound = float(np.sort(placebo_ratios)[::-1][m - 1]) * pre_rmspe
+    room = bound**2 - float(post_gaps.var())
+    if not math.isfinite(bound):
+        return -math.inf, math.inf
+    if room < 0:
+        return math.nan, math.nan
+    half = math.sqrt(room)
+    return centre - half, centre + half

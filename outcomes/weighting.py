@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from outcomes._groups_common import (
 from outcomes.balance import BalanceTable, balance_table
 from outcomes.errors import OutcomesError
 from outcomes.matching import PropensityModel, _fit_logit
+from outcomes.results import Result
 
 __all__ = ["WeightingResult", "ipw"]
 
@@ -50,7 +52,7 @@ MAX_WEIGHT_SHARE = 0.05
 
 
 @dataclass(frozen=True, eq=False)
-class WeightingResult:
+class WeightingResult(Result):
     """Inverse-probability-weighted ATT with weight diagnostics.
 
     Attributes
@@ -86,6 +88,10 @@ class WeightingResult:
         The raw weight of every input row (1 for kept treated, odds for comparison people, 0 if dropped).
     """
 
+    method: ClassVar[str] = 'inverse-probability weighting (ATT odds weights, Hajek, M-estimation sandwich)'
+    citation: ClassVar[str] = (
+        'Hirano, Imbens & Ridder (2003), Econometrica 71:1161; Lunceford & Davidian (2004), Stat Med 23:2937; Reifeis & Hudgens (2022)')
+
     att: EffectEstimate
     naive: EffectEstimate
     treated_mean: float
@@ -106,6 +112,8 @@ class WeightingResult:
     binary_outcome: bool
     outcome: str
     outcome_label: str = "reoffended"
+    count_noun: str | None = None
+    meaningful_effect: float | None = None
 
     @property
     def alpha(self) -> float:
@@ -115,7 +123,9 @@ class WeightingResult:
     def headline(self) -> str:
         """The JDL-style sentence for the weighted comparison."""
         return jdl_headline(self.treated_mean, self.control_mean, self.att, binary=self.binary_outcome,
-                            label=self.outcome_label if self.binary_outcome else self.outcome)
+                            label=self.outcome_label if self.binary_outcome else self.outcome,
+                            count_noun=self.count_noun, n_treated=self.n_matched, n_control=max(int(round(self.ess_control)), 1),
+                            meaningful_effect=self.meaningful_effect)
 
     def summary(self) -> str:
         lines = [
@@ -134,30 +144,35 @@ class WeightingResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    @property
+    def nobs(self) -> int:
+        """People the estimate used: the weighted treated and the comparison people with weight."""
+        return int(self.n_matched + self.n_control_used)
+
+    def estimates(self) -> dict:
+        return {"att": self.att, "naive_difference": self.naive}
+
+    def _payload(self) -> dict:
         return {
-            "method": "inverse-probability weighting (ATT odds weights, Hajek, M-estimation sandwich)",
             "att": self.att.to_dict(),
             "n_treated": self.n_treated,
             "n_matched": self.n_matched,
             "n_control_used": self.n_control_used,
             "balance": self.balance.to_dict(),
-            "alpha": self.alpha,
             "treated_mean": self.treated_mean,
             "control_mean": self.control_mean,
             "naive": self.naive.to_dict(),
             "diagnostics": {"ess_control": self.ess_control, "max_weight": self.max_weight,
                             "max_weight_share": self.max_weight_share, "n_trimmed": self.n_trimmed,
                             "n_capped": self.n_capped},
-            "headline": self.headline,
             "settings": dict(self.settings),
-            "warnings": list(self.warnings),
         }
 
 
 def ipw(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str] | str, *, alpha: float = 0.05,
         penalty: float = 0.0, common_support: bool = True, max_weight_quantile: float | None = None,
-        min_treated: int = MIN_TREATED, outcome_label: str = "reoffended") -> WeightingResult:
+        min_treated: int = MIN_TREATED, outcome_label: str = "reoffended", count_noun: str | None = None,
+        meaningful_effect: float | None = None) -> WeightingResult:
     """ATT by inverse-probability (odds) weighting with a sandwich interval.
 
     Weights follow Hirano, Imbens & Ridder (2003): 1 for the treated, ``e/(1-e)`` for comparison
@@ -265,4 +280,5 @@ def ipw(data: pd.DataFrame, treatment: str, outcome: str, covariates: list[str] 
         n_matched=int(kt.sum()), n_control_used=int((w > 0).sum()), n_trimmed=n_trimmed, n_capped=n_capped,
         ess_control=float(ess), max_weight=max_weight, max_weight_share=max_share, balance=balance,
         propensity=model, weights=pd.Series(w_all, index=group.index, name="weight"), settings=settings,
-        warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label)
+        warnings=tuple(notes), binary_outcome=is_binary(y), outcome=outcome, outcome_label=outcome_label,
+        count_noun=count_noun, meaningful_effect=meaningful_effect)

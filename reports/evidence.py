@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from reports.charts import funnel_panels, its_chart, kpi_small_multiples
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut
+from reports.survival_chart import km_chart
 from reports.xlsx import workbook_bytes
 
 RED_MONTHS_FOR_AN_ASK = 6
@@ -84,13 +86,14 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
                 "measure": MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE else finding.measure_code,
                 "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high,
                 "p_value": finding.p_value, "verdict": finding.verdict.replace("_", " "), "parameters": parameters,
-                "cohort": finding.cohort}
+                "cohort": finding.cohort, "checks": parameters.get("checks") or [],
+                "sensitivity": parameters.get("sensitivity") or ""}
         evidence.append(item)
         if finding.method.startswith("its") and (finding.ci_low > 0 or finding.ci_high < 0):
             asks.append(f"After the {parameters.get('variation', 'variation')} of {parameters.get('intervention')}, "
                         f"{item['measure']} changed by {parameters.get('sentence')}: the change is real, not noise.")
         if finding.method.startswith("psm"):
-            asks.append(f"Reoffending against a matched comparison group: {parameters.get('headline', '')}. "
+            asks.append(f"Reoffending against a matched comparison group: {parameters.get('headline', '')} "
                         f"{parameters.get('verdict_sentence', '')[:1].upper()}{parameters.get('verdict_sentence', '')[1:]}.")
     variations = session.exec(select(ContractVariation).where(ContractVariation.contract_id == contract_id)).all()
     submissions = session.exec(select(Submission).where(Submission.provider_id == provider.id,
@@ -126,6 +129,41 @@ def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | 
     return pooled
 
 
+def _finding_label(e: dict) -> str:
+    return f"{e['code']} / {e['measure_code']}" + (f" / {e['cohort']}" if e.get("cohort") else "")
+
+
+def _flatten(prefix: str, value, out: list[tuple[str, str]]) -> None:
+    """Nested parameters as dotted keys; long lists of records (series, gaps, balance) as JSON text."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        out.append((prefix, json.dumps(value, default=str)[:30000]))
+    elif isinstance(value, list):
+        out.append((prefix, json.dumps(value, default=str)))
+    elif isinstance(value, float) and math.isinf(value):
+        out.append((prefix, "unbounded" if value > 0 else "-unbounded"))
+    else:
+        out.append((prefix, "" if value is None else value if isinstance(value, (int, float, bool)) else str(value)))
+
+
+def _parameter_rows(evidence: list[dict]) -> pd.DataFrame:
+    """Every finding's stored parameters, one row per (finding, dotted key): what the pack says the annex holds."""
+    rows = []
+    for e in evidence:
+        flat: list[tuple[str, str]] = []
+        _flatten("", {k: v for k, v in e["parameters"].items() if k != "caveats"}, flat)
+        rows += [{"finding": _finding_label(e), "parameter": key, "value": value} for key, value in flat]
+    return pd.DataFrame(rows, columns=["finding", "parameter", "value"])
+
+
+def _caveat_rows(evidence: list[dict]) -> pd.DataFrame:
+    rows = [{"finding": _finding_label(e), "caveat": caveat} for e in evidence
+            for caveat in (e["parameters"].get("caveats") or e["parameters"].get("warnings") or [])]
+    return pd.DataFrame(rows or [{"finding": "", "caveat": "no finding carries a caveat"}], columns=["finding", "caveat"])
+
+
 def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
     sheets = {
         "summary": pd.DataFrame({"ask": data["asks"] or ["no ask: the evidence does not support one"]}),
@@ -133,7 +171,10 @@ def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
         "history": data["history"],
         "service_credits": pd.DataFrame(data["credit_lines"]),
         "payment_by_results": pd.DataFrame(data["pbr"]["lines"]),
-        "findings": pd.DataFrame([{k: v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
+        "findings": pd.DataFrame([{k: ("unbounded" if v > 0 else "-unbounded") if isinstance(v, float) and math.isinf(v)
+                                   else v for k, v in e.items() if k not in ("parameters", "checks")} for e in data["evidence"]]),
+        "finding_parameters": _parameter_rows(data["evidence"]),
+        "caveats": _caveat_rows(data["evidence"]),
         "benchmark": funnel,
         "returns": pd.DataFrame([{"file": s.file_name, "period": s.period, "version": s.version, "status": s.status,
                                   "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256}
@@ -162,6 +203,8 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
         "its": [(e, its_chart(pd.DataFrame(e["parameters"]["series"]), f"{e['measure']}: change after "
                                                                       f"{e['parameters'].get('intervention')}")) for e in its_items],
         "funnel": funnel_panels(funnel, titles) if not funnel.empty else "",
+        "survival": [(e, km_chart(pd.DataFrame(e["parameters"]["result"]["km"]), "Time to first proven reoffence"))
+                     for e in data["evidence"] if e["code"] == "km_cox_matched" and e["parameters"].get("result")],
     }
     folder = out_dir / "packs" / contract_id / as_of
     folder.mkdir(parents=True, exist_ok=True)

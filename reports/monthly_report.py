@@ -104,13 +104,16 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
     for finding in session.exec(select(Finding).where(Finding.contract_id.in_(ids)).order_by(Finding.contract_id)).all():
         parameters = json.loads(finding.parameters)
         frequency = finding.measure_code == FREQUENCY_MEASURE
+        timing = finding.measure_code == "reo_time_to_first"
         findings.append({"contract_id": finding.contract_id, "method": METHOD_NAMES.get(finding.method, finding.method),
                          "measure": (MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE
-                                     else "Proven reoffences per person in 12 months" if frequency else ""),
-                         "unit": "reoffences per person" if frequency else "points",
+                                     else "Proven reoffences per person in 12 months" if frequency
+                                     else "Months free of proven reoffending in the first 12" if timing else ""),
+                         "unit": "reoffences per person" if frequency else "months" if timing else "points",
                          "estimate": finding.estimate, "ci_low": finding.ci_low, "ci_high": finding.ci_high,
                          "verdict": finding.verdict.replace("_", " "),
-                         "sentence": parameters.get("verdict_sentence") or parameters.get("sentence") or ""})
+                         "sentence": parameters.get("verdict_sentence") or parameters.get("sentence")
+                         or parameters.get("headline") or ""})
     crc_ids = [c.id for c in contracts if c.service_type == "crc"]
     return {"area": area, "period": period, "alpha": alpha, "dashboard": dashboard, "totals": totals,
             "changes": changes, "exceptions": exceptions, "findings": findings,

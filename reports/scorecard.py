@@ -169,6 +169,8 @@ METHOD_NAMES = {
     "its_binomial_segmented": "Interrupted time series (change after a contract variation)",
     "psm_nn_1to5_replacement": "Comparison group (matched unserved people, Justice Data Lab style)",
     "synthetic_control": "Synthetic control (against a weighted mix of other areas)",
+    "km_cox_matched": "Time to first reoffence (matched comparison group, Justice Data Lab style)",
+    "psm_custodial_reoffenders": "Custody for the first reoffence (matched reoffenders, Justice Data Lab style)",
 }
 
 
@@ -177,7 +179,7 @@ def _finding_row(finding: Finding) -> dict:
 
     parameters = json.loads(finding.parameters)
     measure = MEASURES_BY_CODE.get(finding.measure_code)
-    sentence = parameters.get("verdict_sentence") or parameters.get("sentence") or ""
+    sentence = parameters.get("verdict_sentence") or parameters.get("sentence") or parameters.get("headline") or ""
     if finding.method.startswith("psm"):
         verdict_sentence = parameters.get("verdict_sentence", "")
         sentence = parameters.get("headline", "").rstrip(".") + (
@@ -186,6 +188,7 @@ def _finding_row(finding: Finding) -> dict:
             "scope": finding.cohort or parameters.get("intervention", ""), "estimate": finding.estimate,
             "ci_low": finding.ci_low, "ci_high": finding.ci_high, "p_value": finding.p_value,
             "verdict": finding.verdict.replace("_", " "),
+            "unit": "months" if finding.measure_code == "reo_time_to_first" else "points",
             "sentence": sentence}
 
 

@@ -57,6 +57,8 @@ def _cell_value(value, column: str, percent: Iterable[str], money: Iterable[str]
         return None, None
     if isinstance(value, (float, np.floating)) and math.isnan(float(value)):
         return None, None
+    if isinstance(value, (float, np.floating)) and math.isinf(float(value)):
+        return ("unbounded" if value > 0 else "-unbounded"), "@"  # e.g. an interval no data could bound
     if isinstance(value, (bool, np.bool_)):
         return bool(value), None
     if isinstance(value, (int, np.integer)):

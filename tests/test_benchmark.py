@@ -154,7 +154,8 @@ def test_demo_frequency_finding_covers_the_injected_effect(demo_settings, demo_s
                                                      Finding.measure_code == "reo_frequency_12m")).one()
     assert finding.ci_low <= effect["frequency_att"] <= finding.ci_high
     parameters = json.loads(finding.parameters)
-    assert parameters["n_matched"] > 100 and "reoffences each" in parameters["headline"]
+    assert parameters["n_matched"] > 100 and "proven reoffences were committed within a year" in parameters["headline"]
+    assert parameters["headline"].startswith("For 100 typical people in the treatment group")
 
 
 def test_commands(demo_home, demo_summary):

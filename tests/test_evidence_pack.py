@@ -46,6 +46,10 @@ def test_pdf_summary_states_what_the_database_shows(pack):
     assert (sentence in flat) == (red >= 6), (red, not_met)
     assert "After the renegotiation of 2024-07" in flat and "points (95% CI" in flat
     assert "Reoffending against a matched comparison group" in flat
+    assert "For 100 typical people in the treatment group" in flat
+    assert "An unmeasured factor would need to make people" in flat  # the E-value, in plain words
+    assert "Time to first reoffence" in flat and "stayed free of proven reoffending" in flat
+    assert "Robustness checks" in flat and "Placebo in time: a fake change at" in flat
     assert "Page 1 of" in flat and "Provenance" in flat
 
 
@@ -103,3 +107,26 @@ def test_failing_providers_pack_asks_from_the_funnel(pack, demo_summary):
     assert (f"Settled accommodation on the first night: {100 * row['rate']:.1f}% over the 12 months to {AS_OF} against "
             f"{100 * row['national']:.1f}% across all areas, below the 99.8% limits: worse than other areas beyond chance") in flat
     assert "This contract against every area, last 12 months" in flat
+
+
+def test_annex_holds_every_findings_parameters_and_caveats(pack):
+    from contracts.models import Finding
+
+    home, paths = pack
+    sheets = pd.read_excel(paths["xlsx"], sheet_name=None)
+    params, caveats = sheets["finding_parameters"], sheets["caveats"]
+    with session_scope(get_settings(home)) as session:
+        findings = session.exec(select(Finding).where(Finding.contract_id == CONTRACT)).all()
+    assert findings
+    for finding in findings:
+        stored = json.loads(finding.parameters)
+        label = f"{finding.method} / {finding.measure_code}" + (f" / {finding.cohort}" if finding.cohort else "")
+        mine = params[params["finding"] == label].set_index("parameter")["value"]
+        assert mine["headline"] == stored["headline"], label
+        assert mine["result.method"] == stored["result"]["method"]
+        assert float(mine["result.alpha"]) == pytest.approx(finding.alpha)
+        for key in ("intervention", "n_matched", "mde"):
+            if key in stored:
+                assert str(mine[key]) == str(stored[key]) or float(mine[key]) == pytest.approx(float(stored[key]))
+        listed = caveats.loc[caveats["finding"] == label, "caveat"].tolist()
+        assert listed == stored.get("caveats", []), label

@@ -121,3 +121,35 @@ def test_contract_of_another_provider_is_rejected(world_home):
     with session_scope(settings) as session:
         issue = session.exec(select(ValidationIssue).where(ValidationIssue.code == "unknown_contract")).one()
     assert issue.row == 2 and "northstar-rehab" in issue.message
+
+
+def test_reoffending_cohort_spec_v3_custodial_column_is_optional_and_checked(world_home):
+    from contracts.models import ReoffendingRecord
+
+    settings, generated = world_home
+    source = sorted(generated.glob("*_reoffending_cohort_*.csv"))[0]
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    assert "custodial_first" in frame.columns  # the demo writes spec v3
+    offenders = frame["reoffended_12m"] == "1"
+    assert (frame.loc[~offenders, "custodial_first"] == "").all() and frame.loc[offenders, "custodial_first"].isin(["0", "1"]).all()
+    bad = frame.copy()
+    row = int((~offenders).to_numpy().nonzero()[0][0])
+    bad.loc[row, "custodial_first"] = "1"
+    _drop(settings, source, frame=bad)
+    assert pipeline.ingest(settings).rejected == 1
+    with session_scope(settings) as session:
+        issues = {(i.row, i.column, i.code) for i in session.exec(select(ValidationIssue)).all()}
+    assert (row + 2, "custodial_first", "inconsistent") in issues
+    # A v2 file (no custodial column at all) still loads, with the column blank.
+    _drop(settings, source, name=source.name.replace(".csv", "_v2.csv"), frame=frame.drop(columns=["custodial_first"]))
+    assert pipeline.ingest(settings).accepted == 1
+    with session_scope(settings) as session:
+        records = session.exec(select(ReoffendingRecord)).all()
+    assert records and all(r.custodial_first is None for r in records)
+    # The v3 file loads its values.
+    _drop(settings, source, name=source.name.replace(".csv", "_v3.csv"), frame=frame)
+    assert pipeline.ingest(settings).accepted == 1
+    with session_scope(settings) as session:
+        current = session.exec(select(ReoffendingRecord).join(Submission).where(Submission.is_current)).all()
+    assert {r.custodial_first for r in current if r.reoffended_12m} == {True, False}
+    assert all(r.custodial_first is None for r in current if not r.reoffended_12m)

@@ -58,3 +58,17 @@ def test_empty_frame_and_long_duplicate_sheet_names():
     book = load_workbook(io.BytesIO(workbook_bytes({long: pd.DataFrame(), long + "b": pd.DataFrame({"x": [1]})})))
     assert book.sheetnames == ["a" * 31, "a" * 29 + "_2"]
     assert book.worksheets[0]["A2"].value == "no data"
+
+
+def test_infinite_values_are_written_as_text():
+    import io
+
+    import openpyxl
+    import pandas as pd
+
+    from reports.xlsx import workbook_bytes
+
+    data = workbook_bytes({"findings": pd.DataFrame({"ci_low": [float("-inf"), 0.1], "ci_high": [float("inf"), 0.2]})})
+    sheet = openpyxl.load_workbook(io.BytesIO(data))["findings"]
+    assert [c.value for c in sheet[2]] == ["-unbounded", "unbounded"]
+    assert sheet["A3"].value == 0.1

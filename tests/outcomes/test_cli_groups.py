@@ -47,7 +47,7 @@ def test_match_options_reach_the_method(experimental_csv):
 def test_match_text_output_has_the_headline(experimental_csv):
     result = run(["match", "--csv", experimental_csv, *LALONDE_ARGS])
     assert result.exit_code == 0
-    assert "mean re78 " in result.output and "in the comparison group; difference" in result.output
+    assert "Mean re78 " in result.output and "in the comparison group" in result.output
     assert "max |SMD| before" in result.output and "Abadie-Imbens" in result.output
 
 

@@ -123,8 +123,10 @@ def test_demo_world_reoffending_effect_is_recovered_and_naive_is_not():
     assert result.att.ci_high < 0  # a real reduction is found
     assert not result.naive.ci_low < -0.05 < result.naive.ci_high
     assert result.naive.estimate > 0  # selection makes the served look worse
-    assert result.headline.startswith(f"{100 * result.treated_mean:.0f} of 100 people reoffended vs ")
-    assert result.headline.endswith("; significant")
+    assert result.headline.startswith(f"For 100 typical people in the treatment group, "
+                                      f"{100 * result.treated_mean:.0f} reoffended within a year, against "
+                                      f"{100 * result.control_mean:.0f} for 100 similar people who were not served: ")
+    assert f": {-100 * result.att.estimate:.1f} fewer (95% CI" in result.headline
 
 
 def test_caliper_ratio_and_exact_matching_are_honoured():
