@@ -128,8 +128,8 @@ def generate(home, areas, months, seed, scale, start, as_json) -> None:
 @JSON_OPTION
 def demo(home, areas, months, seed, scale, start, as_json) -> None:
     """Generate the synthetic world and run the whole job end to end: ingest, derive, judge, render."""
-    from cjmonitor.demo import generate_world
-    from cjmonitor.pipeline import load_world_reference, run_all, upgrade_db
+    from cjmonitor.demo import generate_world, load_world
+    from cjmonitor.pipeline import run_all, upgrade_db
 
     settings = _settings(home)
     started = time.perf_counter()
@@ -138,12 +138,7 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     upgrade_db(settings)
     world = generate_world(settings.drop_dir, settings.truth_path, seed=seed, areas=areas, months=months,
                            start=start, scale=scale)
-    load_world_reference(settings, world)
-    from cjmonitor.db import session_scope
-    from cjmonitor.distribute import demo_recipients
-
-    with session_scope(settings) as session:
-        demo_recipients(session)
+    load_world(settings, world)  # the world's register, applied through the same front door as an office's
     result = run_all(settings)
     from reports.specs import write_spec_documents
 
@@ -693,7 +688,7 @@ def _register_top_level_commands() -> None:
     """Attach command modules that add top-level commands (reports, packs) when present in this build."""
     import importlib
 
-    for module_name in ("cjmonitor.cli_reports", "cjmonitor.cli_contracts"):
+    for module_name in ("cjmonitor.cli_reports", "cjmonitor.cli_contracts", "cjmonitor.cli_register"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +25,6 @@ from sqlmodel import Session, select
 from cjmonitor.db import session_scope
 from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
-from contracts.catalogue import MEASURES, SERVICE_NAMES, measures_for
 from contracts.ingest import IngestOutcome, ingest_file
 from contracts.judge import judge_frame, spc_columns, target_periods
 from contracts.kpis import derive_kpis
@@ -38,10 +37,8 @@ from contracts.models import (
     Judgement,
     KpiValue,
     Measure,
-    PaymentTerms,
     Provider,
     Submission,
-    Target,
 )
 from contracts.returns import parse_file_name
 
@@ -120,77 +117,55 @@ def ensure_schema(settings: Settings) -> None:
         raise ConfigError(f"the database {settings.database_url} {state}: run `cjmonitor db upgrade` first")
 
 
-# ------------------------------------------------------------------ reference data
+# ------------------------------------------------------------------ reference data: the register
 
 
-def load_world_reference(settings: Settings, world) -> None:
-    """Areas, providers, contracts, variations, the KPI catalogue and targets of a generated world (idempotent)."""
-    from cjmonitor.demo import AGGREGATE_PROVIDERS, ITS_MONTH, month_label, month_start
+def apply_register_file(settings: Settings, path: Path, *, effective=None, dry_run: bool = False) -> dict:
+    """Check a register file and apply it in one transaction (all or nothing); returns the diff."""
+    from contracts.register import apply_register, check_file
 
-    start = month_start(world.start)
+    ensure_schema(settings)
+    checked = check_file(path)
+    if dry_run:
+        return _dry_run(settings, checked, effective).to_dict()
     with session_scope(settings) as session:
-        for measure in MEASURES:
-            session.merge(Measure(code=measure.code, service_type=measure.service_type, name=measure.name,
-                                  definition=measure.definition, numerator=measure.numerator,
-                                  denominator=measure.denominator, direction=measure.direction,
-                                  unit=measure.unit, sql_name=measure.sql_name))
-        for area in world.areas:
-            session.merge(Area(code=area.code, name=area.name, region=area.region,
-                               commissioner_type=area.commissioner_type, population_m=area.population_m))
-        for provider_id, name, kind, _service, _regions in world.providers:
-            mode = "aggregate" if provider_id in AGGREGATE_PROVIDERS else "person"
-            session.merge(Provider(id=provider_id, name=name, kind=kind, return_mode=mode))
-        session.flush()
-        for contract in world.contracts:
-            session.merge(Contract(
-                id=contract.id, area_code=contract.area.code, provider_id=contract.provider_id,
-                service_type=contract.service_type,
-                name=f"{SERVICE_NAMES[contract.service_type]}: {contract.area.name}",
-                start_date=start, end_date=date(start.year + 5, start.month, 1) ,
-                annual_value_gbp=contract.annual_value_gbp,
-            ))
-        session.flush()
-        existing_targets = {(t.contract_id, t.measure_code, t.valid_from) for t in session.exec(select(Target)).all()}
-        for contract in world.contracts:
-            service_measures = measures_for(contract.service_type)
-            if contract.service_type == "crc":
-                service_measures += measures_for("reoffending")
-            for measure in service_measures:
-                if (contract.id, measure.code, start) in existing_targets:
-                    continue
-                session.add(Target(contract_id=contract.id, measure_code=measure.code, valid_from=start,
-                                   value=measure.default_target, tolerance=measure.default_tolerance,
-                                   min_volume=measure.min_volume, service_credit_pct=measure.service_credit_pct))
-        existing_terms = {t.contract_id for t in session.exec(select(PaymentTerms)).all()}
-        for contract in world.contracts:
-            if contract.id in existing_terms:
-                continue
-            crc = contract.service_type == "crc"
-            session.add(PaymentTerms(contract_id=contract.id, valid_from=start, service_credit_cap_pct=10.0,
-                                     pbr_price_per_reoffender_gbp=3000.0 if crc else 0.0,
-                                     pbr_threshold_points=2.0 if crc else 0.0, pbr_requires_significance=True,
-                                     pbr_frequency_price_gbp=800.0 if crc else 0.0,
-                                     pbr_frequency_threshold_pct=10.0 if crc else 0.0))
-        variations = [
-            (effect["contract_id"], month_start(effect["intervention"]), "renegotiation", effect["measure"],
-             f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: sentence-planning resources "
-             "increased and the service level restated.")
-            for effect in world.truth["its_effects"]
-        ]
-        crc_of_area = {c.area.code: c.id for c in world.contracts if c.service_type == "crc"}
-        variations += [
-            (crc_of_area[effect["area_code"]], month_start(effect["intervention"]), "service_redesign", effect["measure"],
-             f"The area redesigned its probation pathway from {effect['intervention']} (co-commissioned "
-             "completion support); other areas did not.")
-            for effect in world.truth["synth_effects"]
-        ]
-        for contract_id, when, kind, measure_code, description in variations:
-            found = session.exec(select(ContractVariation).where(
-                ContractVariation.contract_id == contract_id, ContractVariation.effective_date == when,
-                ContractVariation.kind == kind)).first()
-            if found is None:
-                session.add(ContractVariation(contract_id=contract_id, effective_date=when, kind=kind,
-                                              measure_code=measure_code, description=description))
+        result = apply_register(session, checked, effective=effective)
+    return result.to_dict()
+
+
+def _dry_run(settings: Settings, checked, effective):
+    """Apply in a transaction that is always rolled back: what would change, with nothing written."""
+    from cjmonitor.db import get_engine
+    from contracts.register import apply_register
+
+    session = Session(get_engine(settings), expire_on_commit=False)
+    try:
+        return apply_register(session, checked, effective=effective, dry_run=True)
+    finally:
+        session.rollback()
+        session.close()
+
+
+def check_register_file(settings: Settings, path: Path, *, effective=None) -> dict:
+    """Validate a register; when the database exists, also try it against what is stored (rolled back)."""
+    from contracts.register import check_file
+
+    checked = check_file(path)
+    try:
+        ensure_schema(settings)
+    except ConfigError:
+        return {"file": str(path), "valid": True, "against_database": False, "notes": checked.notes}
+    result = _dry_run(settings, checked, effective)
+    return {"file": str(path), "valid": True, "against_database": True, "would_change": result.counts(),
+            "notes": checked.notes}
+
+
+def export_register_data(settings: Settings) -> dict:
+    from contracts.register import export_register
+
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        return export_register(session)
 
 
 # ------------------------------------------------------------------ ingest
@@ -329,7 +304,7 @@ def judge(settings: Settings) -> int:
                               on=["contract_id", "measure_code"], how="inner")
         merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
         merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
-        directions = {m.code: m.direction for m in MEASURES}
+        directions = dict(session.exec(select(Measure.code, Measure.direction)).all())
         merged["direction"] = merged["measure_code"].map(directions)
         judged = judge_frame(merged, settings.alpha)
         breaks: dict[tuple[str, str], list[str]] = {}

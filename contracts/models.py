@@ -41,6 +41,27 @@ class Contract(SQLModel, table=True):
     end_date: date
     annual_value_gbp: float
     return_due_day: int = 15  # monthly returns are due by this day of the following month
+    framework: str | None = Field(default=None, max_length=40)  # KPI framework named in the register (None: the service's default)
+    closed_on: date | None = None  # removed from the register: closed from this date, its data stay
+
+
+class Office(SQLModel, table=True):
+    """The commissioning office whose register this database holds (one row)."""
+
+    id: int = Field(default=1, primary_key=True)
+    name: str = Field(max_length=160)
+
+
+class RegisterApply(SQLModel, table=True):
+    """One ``cjmonitor register apply`` that changed something: when, which file (sha256) and the diff."""
+
+    __tablename__ = "register_apply"
+    id: int | None = Field(default=None, primary_key=True)
+    applied_at: datetime
+    source: str = Field(max_length=400)
+    sha256: str = Field(max_length=64)
+    effective_date: date
+    diff: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))  # JSON list of changes
 
 
 class ContractVariation(SQLModel, table=True):

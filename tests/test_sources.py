@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world, generate_world
+from cjmonitor.demo import build_world, generate_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.errors import SourceConfigError
 from contracts.models import Submission
@@ -24,7 +24,7 @@ def world(tmp_path):
     settings = get_settings(tmp_path / "home")
     pipeline.upgrade_db(settings)
     world = build_world(seed=4, areas=5, months=24)
-    pipeline.load_world_reference(settings, world)
+    load_world(settings, world)
     generated = tmp_path / "generated"
     generate_world(generated, tmp_path / "truth.json", seed=4, areas=5, months=24)
     return settings, generated
