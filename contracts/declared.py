@@ -70,6 +70,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from contracts.errors import ContractsError
 from contracts.models import DeclaredService
 from contracts.returns import RETURN_TYPES, ColumnSpec, ReturnSpec
 
@@ -100,7 +101,7 @@ def _reserved_words() -> frozenset[str]:
     return frozenset(RESERVED_WORDS) | frozenset(SQLiteIdentifierPreparer.reserved_words)
 
 
-class ServiceSpecError(ValueError):
+class ServiceSpecError(ContractsError, ValueError):
     """A declared service that cannot be used; ``problems`` lists ``(key_path, message)``."""
 
     def __init__(self, problems: list[tuple[str, str]]):
@@ -528,9 +529,9 @@ def _parse_kpi(d: Any, key: str, columns: dict[str, DeclaredColumn], problems: _
     if code is not None and not _CODE.match(code):
         problems.add(f"{key}.code", f"KPI code {code!r} must be 3-40 characters, a-z, 0-9 and _, starting with a letter")
     if code is not None:
-        from contracts.catalogue import MEASURES_BY_CODE
+        from contracts.catalogue import MEASURES
 
-        if code in MEASURES_BY_CODE:
+        if code in {m.code for m in MEASURES}:
             problems.add(f"{key}.code", f"{code!r} is a built-in KPI code: choose another code for the local KPI")
     if direction is not None and direction not in DIRECTIONS:
         problems.add(f"{key}.direction", f"direction must be higher or lower (which is better), found {direction!r}")
@@ -755,22 +756,57 @@ def save_services(session: Session, specs: list[ServiceSpec]) -> None:
     for spec in specs:
         session.merge(DeclaredService(id=spec.id, name=spec.name, return_type=spec.return_type,
                                       spec=json.dumps(spec.to_dict(), sort_keys=True)))
-        for kpi in spec.kpis:
-            numerator, denominator = kpi.describe()
-            session.merge(Measure(code=kpi.code, service_type=spec.id, name=kpi.name,
-                                  definition=kpi.description or kpi.name, numerator=numerator,
-                                  denominator=denominator, direction=kpi.direction, unit=kpi.unit,
-                                  sql_name=None))
+        for kpi in measure_defs(spec):
+            session.merge(Measure(code=kpi.code, service_type=spec.id, name=kpi.name, definition=kpi.definition,
+                                  numerator=kpi.numerator, denominator=kpi.denominator, direction=kpi.direction,
+                                  unit=kpi.unit, sql_name=None))
     session.flush()
+    declare_measures(specs)
     for spec in specs:
         ensure_table(session, spec)
 
 
 def load_services(session: Session) -> dict[str, ServiceSpec]:
-    """Every declared service by id (an empty dict when none is declared)."""
+    """Every declared service by id (an empty dict when none is declared); their KPIs join the catalogue."""
     rows = session.exec(select(DeclaredService)).all()
-    return {row.id: parse_service(json.loads(row.spec), f"declared_service[{row.id}]") for row in rows}
+    specs = {row.id: parse_service(json.loads(row.spec), f"declared_service[{row.id}]") for row in rows}
+    declare_measures(specs.values())
+    return specs
+
+
+def measure_defs(spec: ServiceSpec) -> list:
+    """The service's KPIs as catalogue entries (``contracts.catalogue.MeasureDef``; no SQL file of ``sql/``)."""
+    from contracts.catalogue import MeasureDef
+
+    defs = []
+    for kpi in spec.kpis:
+        numerator, denominator = kpi.describe()
+        defs.append(MeasureDef(kpi.code, spec.id, kpi.name, kpi.description or kpi.name, numerator, denominator,
+                               kpi.direction, kpi.unit, "", float("nan"), float("nan")))
+    return defs
+
+
+def declare_measures(specs) -> None:
+    """Make declared KPIs known to ``MEASURES_BY_CODE`` (names, directions, units on every document) in this
+    process; built-in KPIs (``MEASURES``) are untouched and win on a clash (parse_service forbids one)."""
+    from contracts.catalogue import MEASURES_BY_CODE, SERVICE_NAMES
+
+    for spec in specs:
+        SERVICE_NAMES.setdefault(spec.id, spec.name)
+        for definition in measure_defs(spec):
+            if definition.sql_name == "" and MEASURES_BY_CODE.get(definition.code, definition).sql_name == "":
+                MEASURES_BY_CODE[definition.code] = definition
+
+
+def ensure_declared_measures(session: Session) -> None:
+    """Load the declared services' KPIs into the catalogue, for views built in a fresh process."""
+    load_services(session)
 
 
 def services_by_return_type(session: Session) -> dict[str, ServiceSpec]:
     return {spec.return_type: spec for spec in load_services(session).values()}
+
+
+def return_types(session: Session) -> tuple[str, ...]:
+    """Every return type a file may name: the built-in ones and those of declared services."""
+    return (*RETURN_TYPES, *(spec.return_type for spec in load_services(session).values()))

@@ -332,6 +332,7 @@ class Judgement(SQLModel, table=True):
     verdict: str = Field(max_length=24)  # met, not met, inconclusive, insufficient volume
     spc_signals: str = Field(default="", max_length=400)  # e.g. "shift (concern); outside limits (concern)"
     spc_variation: str = Field(default="", max_length=30)  # common cause, special cause improving / concerning
+    kind: str = Field(default="proportion", max_length=12)  # proportion, median (days), count: as KpiValue.kind
 
 
 class Finding(SQLModel, table=True):

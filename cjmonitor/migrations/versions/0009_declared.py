@@ -35,9 +35,14 @@ def upgrade() -> None:
                                       server_default='proportion'))
         batch_op.add_column(sa.Column('ci_low', sa.Float(), nullable=True))
         batch_op.add_column(sa.Column('ci_high', sa.Float(), nullable=True))
+    with op.batch_alter_table('judgement', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False,
+                                      server_default='proportion'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('judgement', schema=None) as batch_op:
+        batch_op.drop_column('kind')
     with op.batch_alter_table('kpi_value', schema=None) as batch_op:
         batch_op.drop_column('ci_high')
         batch_op.drop_column('ci_low')
