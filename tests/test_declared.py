@@ -306,3 +306,32 @@ def test_volume_series_are_judged_on_an_xmr_chart():
     assert (late["spc_variation"] == "special cause concerning").sum() >= 6
     assert not (judged.iloc[:12]["spc_variation"] == "special cause concerning").any()
     assert (late["verdict"] == "not met").all()  # 80 a month: the whole Poisson interval lies below 120
+
+
+def test_specs_cover_the_declared_return_and_its_kpis(home, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cjmonitor.cli import cli
+
+    out = tmp_path / "specs"
+    result = CliRunner().invoke(cli, ["specs", "--home", str(home.home), "--write", str(out)])
+    assert result.exit_code == 0, result.output
+    columns = ["contract_id", "person_id", "referral_date", "first_seen_date", "outcome"]
+    assert (out / "womens_referrals_template.csv").read_text().strip().split(",") == columns
+    assert list(pd.read_excel(out / "womens_referrals_template.xlsx", sheet_name="return").columns) == columns
+    html = (out / "womens_referrals.html").read_text()
+    assert "<code>wc_seen_5wd</code>" in html and "first_seen_date within 5 working days of referral_date" in html
+    assert "replaced by a keyed hash when loaded" in html and "first_seen_date is not before referral_date." in html
+    assert "womens_referrals.html" in (out / "index.html").read_text()
+    assert "| `wc_days_to_seen` | Median days from referral to first appointment | median days | lower |" in (
+        out / "womens_referrals.md").read_text()
+    result = CliRunner().invoke(cli, ["specs", "womens_referrals", "--home", str(home.home), "--json"])
+    assert result.exit_code == 0, result.output
+    (spec,) = json.loads(result.output)
+    assert spec["key"] == ["person_id", "referral_date"] and [k["code"] for k in spec["kpis"]][:2] == [
+        "wc_seen_5wd", "wc_completed"]
+    # A home without a database lists only the built-in returns.
+    result = CliRunner().invoke(cli, ["specs", "--home", str(tmp_path / "empty"), "--json"])
+    assert [s["return_type"] for s in json.loads(result.output)][-1] == "kpi_aggregate"
