@@ -13,21 +13,19 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-FIRST_YEAR, LAST_YEAR = 1990, 2060
-
 
 @cache
-def bank_holidays() -> np.ndarray:
-    """England and Wales bank holidays from 1990 to 2060 as ``datetime64[D]``."""
+def bank_holidays(first_year: int, last_year: int) -> np.ndarray:
+    """England and Wales bank holidays of the years ``first_year..last_year`` as ``datetime64[D]``."""
     import holidays
 
-    days = holidays.country_holidays("GB", subdiv="ENG", years=range(FIRST_YEAR, LAST_YEAR + 1))
+    days = holidays.country_holidays("GB", subdiv="ENG", years=range(first_year, last_year + 1))
     return np.array(sorted(days), dtype="datetime64[D]")
 
 
 @cache
-def _calendar() -> np.busdaycalendar:
-    return np.busdaycalendar(weekmask="1111100", holidays=bank_holidays())
+def _calendar(first_year: int, last_year: int) -> np.busdaycalendar:
+    return np.busdaycalendar(weekmask="1111100", holidays=bank_holidays(first_year, last_year))
 
 
 def working_days(start: pd.Series, end: pd.Series) -> pd.Series:
@@ -37,8 +35,11 @@ def working_days(start: pd.Series, end: pd.Series) -> pd.Series:
     both = (start.notna() & end.notna()).to_numpy()
     result = pd.Series(pd.NA, index=start.index, dtype="Int64")
     if both.any():
-        result[both] = np.busday_count(start[both].to_numpy().astype("datetime64[D]"),
-                                       end[both].to_numpy().astype("datetime64[D]"), busdaycal=_calendar())
+        first, last = start[both].to_numpy().astype("datetime64[D]"), end[both].to_numpy().astype("datetime64[D]")
+        years = np.concatenate([first, last]).astype("datetime64[Y]").astype(int) + 1970
+        # whole decades, so that one cached calendar serves many returns
+        calendar = _calendar(int(years.min()) // 10 * 10, int(years.max()) // 10 * 10 + 9)
+        result[both] = np.busday_count(first, last, busdaycal=calendar)
     return result
 
 
