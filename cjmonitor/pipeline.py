@@ -235,8 +235,12 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
     settings.ensure_dirs()
     key = settings.pseudonymisation_key()
     summary = IngestSummary()
+    from contracts.declared import return_types
+
+    with session_scope(settings) as session:
+        types = return_types(session)
     for path, source_label, source in _candidates(settings, source_name, paths, summary):
-        parsed = parse_file_name(path.name)
+        parsed = parse_file_name(path.name, types)
         if provider_id is not None and (parsed is None or parsed.provider_id != provider_id):
             continue
         if source is not None and parsed is not None and not source.accepts(parsed.provider_id):
@@ -284,7 +288,7 @@ def month_before(moment: datetime) -> str:
 def derive(settings: Settings) -> int:
     ensure_schema(settings)
     with session_scope(settings) as session:
-        return derive_kpis(session)
+        return derive_kpis(session, home=settings.home, alpha=settings.alpha)
 
 
 def judge(settings: Settings) -> int:
@@ -304,7 +308,12 @@ def judge(settings: Settings) -> int:
                               on=["contract_id", "measure_code"], how="inner")
         merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
         merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
-        directions = dict(session.exec(select(Measure.code, Measure.direction)).all())
+        from contracts.catalogue import MEASURES_BY_CODE
+        from contracts.declared import ensure_declared_measures
+
+        ensure_declared_measures(session)
+        directions = {**dict(session.exec(select(Measure.code, Measure.direction)).all()),
+                      **{code: m.direction for code, m in MEASURES_BY_CODE.items()}}
         merged["direction"] = merged["measure_code"].map(directions)
         judged = judge_frame(merged, settings.alpha)
         breaks: dict[tuple[str, str], list[str]] = {}
@@ -314,7 +323,7 @@ def judge(settings: Settings) -> int:
                 breaks.setdefault((variation.contract_id, code), []).append(variation.effective_date.strftime("%Y-%m"))
         judged = spc_columns(judged, breaks)
         columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
-                   "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation"]
+                   "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation", "kind"]
         records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
         if records:
             session.execute(insert(Judgement), records)

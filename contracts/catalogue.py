@@ -136,7 +136,7 @@ def framework_kpis(framework_id: str, service: str) -> list[FrameworkKpi]:
     return [k for k in FRAMEWORKS[framework_id].kpis if k.service == service]
 
 
-MEASURES_BY_CODE = {measure.code: measure for measure in MEASURES}
+MEASURES_BY_CODE = {measure.code: measure for measure in (*MEASURES, *FRAMEWORK_MEASURES.values())}
 SERVICE_TYPES = ("crc", "ttg", "em", "health")
 SERVICE_NAMES = {
     "crc": "Probation (CRC) services",

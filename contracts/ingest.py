@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.models import RECORD_TABLES, Contract, Provider, Submission, ValidationIssue
-from contracts.returns import SPECS, ReturnSpec, parse_file_name
+from contracts.returns import FILE_NAME_RE, RETURN_TYPES, SPECS, ReturnSpec, parse_file_name
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +309,8 @@ def check_rows(parsed: dict[str, pd.Series], spec: ReturnSpec, period: str, issu
         _add(issues, "error", _rows(~inside & ~unknown), spec.period_columns[0], "wrong_period",
              f"none of {', '.join(spec.period_columns)} falls in the {label} declared by the file name: "
              "move the row to the return for its own period")
+    if not spec.key:
+        return
     key_frame = pd.DataFrame({name: parsed[name] for name in spec.key})
     duplicated = key_frame.duplicated(keep="first") & key_frame.notna().all(axis=1)
     _add(issues, "error", _rows(duplicated), spec.key[0], "duplicate_key",
@@ -317,8 +319,9 @@ def check_rows(parsed: dict[str, pd.Series], spec: ReturnSpec, period: str, issu
 
 def check_references(parsed: dict[str, pd.Series], spec: ReturnSpec, contracts: dict[str, Contract],
                      provider_id: str, return_type: str, issues: list[Issue]) -> None:
-    service = {"crc_caseload": "crc", "ttg_resettlement": "ttg", "em_orders": "em",
-               "health_referrals": "health", "reoffending_cohort": "crc", "kpi_aggregate": None}[return_type]
+    service = spec.extra.get("service") or {"crc_caseload": "crc", "ttg_resettlement": "ttg", "em_orders": "em",
+                                            "health_referrals": "health", "reoffending_cohort": "crc",
+                                            "kpi_aggregate": None}[return_type]
     contract_ids = parsed["contract_id"]
     known = contract_ids.isin(list(contracts))
     _add(issues, "error", _rows(contract_ids.notna() & ~known), "contract_id", "unknown_contract",
@@ -340,9 +343,12 @@ def check_references(parsed: dict[str, pd.Series], spec: ReturnSpec, contracts: 
 
 
 def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict[str, Contract],
-             provider_id: str) -> tuple[list[Issue], dict[str, pd.Series] | None]:
-    """Every problem in the file, and its parsed columns when the header was usable."""
-    spec = SPECS[return_type]
+             provider_id: str, spec: ReturnSpec | None = None) -> tuple[list[Issue], dict[str, pd.Series] | None]:
+    """Every problem in the file, and its parsed columns when the header was usable.
+
+    ``spec``: the return's spec when it is not a built-in one (a declared service's ``return_spec``).
+    """
+    spec = spec or SPECS[return_type]
     issues: list[Issue] = []
     missing = [c.name for c in spec.columns if c.name not in frame.columns and not c.optional]
     for name in missing:
@@ -452,9 +458,9 @@ def _to_dicts(frame: pd.DataFrame, table, submission_id: int) -> list[dict]:
 # ------------------------------------------------------------------ the whole path for one file
 
 
-def deadline_for(period: str, return_type: str, due_day: int = 15) -> datetime | None:
+def deadline_for(period: str, return_type: str, due_day: int = 15, spec: ReturnSpec | None = None) -> datetime | None:
     """End of the due day in the month after the period; quarterly cohorts have no monthly deadline."""
-    if SPECS[return_type].frequency != "monthly":
+    if (spec or SPECS[return_type]).frequency != "monthly":
         return None
     first = pd.Timestamp(f"{period}-01") + pd.DateOffset(months=1)
     last_day = (first + pd.offsets.MonthEnd(0)).day
@@ -465,11 +471,22 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
                 received_at: datetime | None = None, max_bytes: int = 200 * 1024 * 1024,
                 max_unpacked_bytes: int | None = None) -> IngestOutcome:
     """Land, validate and load one file inside the caller's transaction."""
+    from contracts.declared import services_by_return_type
+
     name = path.name
-    parsed_name = parse_file_name(name)
+    declared = services_by_return_type(session)
+    parsed_name = parse_file_name(name, (*RETURN_TYPES, *declared))
     if parsed_name is None:
+        match = FILE_NAME_RE.match(name)
+        if match:
+            return IngestOutcome(name, "unrecognised", message=(
+                f"return type {match.group('return_type')!r} is neither a built-in return type ({', '.join(RETURN_TYPES)}) "
+                f"nor declared in the register{' (' + ', '.join(declared) + ')' if declared else ''}: "
+                "check the file name, or declare the service's return"))
         return IngestOutcome(name, "unrecognised", message=(
             "file name does not follow <provider>_<return type>_<YYYY-MM>[_v<n>].csv|xlsx; rename it and resend"))
+    service = declared.get(parsed_name.return_type)
+    spec = service.return_spec if service else SPECS[parsed_name.return_type]
     outcome = IngestOutcome(name, "rejected", provider_id=parsed_name.provider_id,
                             return_type=parsed_name.return_type, period=parsed_name.period)
     size = path.stat().st_size
@@ -502,7 +519,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         parsed = None
         frame = pd.DataFrame()
     else:
-        issues, parsed = validate(frame, parsed_name.return_type, parsed_name.period, contracts, provider.id)
+        issues, parsed = validate(frame, parsed_name.return_type, parsed_name.period, contracts, provider.id, spec)
         issues = notes + issues
     errors = sum(1 for issue in issues if issue.severity == "error")
     latest = session.exec(
@@ -514,7 +531,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
     ).one()
     version = (latest or 0) + 1
     due_day = min((c.return_due_day for c in contracts.values()), default=15)
-    deadline = deadline_for(parsed_name.period, parsed_name.return_type, due_day)
+    deadline = deadline_for(parsed_name.period, parsed_name.return_type, due_day, spec)
     submission = Submission(
         provider_id=provider.id, return_type=parsed_name.return_type, period=parsed_name.period,
         version=version, file_name=name, source=source, sha256=sha, received_at=received_at,
@@ -537,10 +554,18 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         outcome.message = f"rejected: {errors} errors; nothing loaded"
         log.warning("%s rejected with %d errors", name, errors)
         return outcome
-    table = RECORD_TABLES[parsed_name.return_type]
-    records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
+    if service is not None:
+        from contracts.records import build_declared_records, ensure_table, record_dicts
+
+        table = ensure_table(session, service)
+        records = build_declared_records(parsed, service, key)
+        to_dicts = record_dicts
+    else:
+        table = RECORD_TABLES[parsed_name.return_type]
+        records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
+        to_dicts = _to_dicts
     for start in range(0, len(records), INSERT_CHUNK):
-        session.execute(insert(table), _to_dicts(records.iloc[start:start + INSERT_CHUNK], table, submission.id))
+        session.execute(insert(table), to_dicts(records.iloc[start:start + INSERT_CHUNK], table, submission.id))
     session.execute(
         update(Submission)
         .where(Submission.provider_id == provider.id, Submission.return_type == parsed_name.return_type,

@@ -315,6 +315,22 @@ class KpiValue(SQLModel, table=True):
     value: float | None = None
     source: str = Field(max_length=20)  # derived, provider_reported
     submission_ids: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # proportion: value = numerator / denominator. median: value = median days among the numerator rows
+    # (those with both dates), denominator = rows in the population. count: value = numerator = rows counted,
+    # denominator = months (1). ci_low, ci_high: the measure's own interval where it is not a proportion.
+    kind: str = Field(default="proportion", max_length=12)
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class DeclaredService(SQLModel, table=True):
+    """A local service declared in the register: its whole spec as JSON (register form)."""
+
+    __tablename__ = "declared_service"
+    id: str = Field(primary_key=True, max_length=20)
+    name: str = Field(max_length=120)
+    return_type: str = Field(max_length=30, unique=True)
+    spec: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class Judgement(SQLModel, table=True):
@@ -337,6 +353,7 @@ class Judgement(SQLModel, table=True):
     verdict: str = Field(max_length=24)  # met, not met, inconclusive, insufficient volume
     spc_signals: str = Field(default="", max_length=400)  # e.g. "shift (concern); outside limits (concern)"
     spc_variation: str = Field(default="", max_length=30)  # common cause, special cause improving / concerning
+    kind: str = Field(default="proportion", max_length=12)  # proportion, median (days), count: as KpiValue.kind
 
 
 class Finding(SQLModel, table=True):

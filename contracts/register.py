@@ -393,8 +393,11 @@ def _declared():
         raise
 
 
-def _check_terms(loc: Locator, path: tuple, terms: KpiTermsIn, problems: list[Problem]) -> None:
-    if terms.target is not None and not 0 <= terms.target <= 1:
+def _check_terms(loc: Locator, path: tuple, terms: KpiTermsIn, problems: list[Problem], proportion: bool = True) -> None:
+    if terms.target is not None and not proportion:
+        if terms.target < 0:
+            problems.append(loc.problem((*path, "target"), f"a target cannot be negative; got {terms.target:g}"))
+    elif terms.target is not None and not 0 <= terms.target <= 1:
         hint = (f"write {terms.target / 100:g} for {terms.target:g}%" if 1 < terms.target <= 100
                 else "it must lie between 0 and 1")
         problems.append(loc.problem((*path, "target"), f"a target is a proportion between 0 and 1; got {terms.target:g}: {hint}"))
@@ -536,7 +539,7 @@ def validate(loaded: LoadedRegister) -> Checked:
                 problems.append(loc.problem((*path, "target"), "a declared service's KPI needs its target (no framework default)"))
             if contract.service in services and terms.tolerance is None:
                 problems.append(loc.problem((*path, "tolerance"), "a declared service's KPI needs its tolerance"))
-            _check_terms(loc, path, terms, problems)
+            _check_terms(loc, path, terms, problems, _is_proportion(allowed.get(terms.code)))
         if contract.kpis is None:
             codes = list(allowed)
         seen_variations: set[tuple] = set()
@@ -572,7 +575,7 @@ def validate(loaded: LoadedRegister) -> Checked:
                         problems.append(loc.problem(kpath, f"{terms.code} is new on this contract from {variation.date}: "
                                                     "give its target and tolerance"))
                     codes.append(terms.code)
-                _check_terms(loc, kpath, terms, problems)
+                _check_terms(loc, kpath, terms, problems, _is_proportion(allowed.get(terms.code)))
         kpi_codes[contract.id] = codes
         if framework_id in FRAMEWORKS and FRAMEWORKS[framework_id].valid_to and contract.start > FRAMEWORKS[framework_id].valid_to:
             notes.append(f"{contract.id}: framework {framework_id} ({FRAMEWORKS[framework_id].name}) ended "
@@ -609,6 +612,11 @@ def validate(loaded: LoadedRegister) -> Checked:
     if problems:
         raise RegisterError(problems)
     return Checked(register, loaded, services, kpi_codes, notes)
+
+
+def _is_proportion(kpi) -> bool:
+    """Framework KPIs are proportions; a declared KPI says its kind (median days and volumes are not)."""
+    return getattr(kpi, "kind", "proportion") == "proportion"
 
 
 def _mapping():
@@ -678,20 +686,12 @@ class ApplyResult:
 
 
 def _measure_row(code: str, services: dict) -> Measure | None:
+    """A framework KPI's catalogue row (declared KPIs' rows are written by ``contracts.declared.save_services``)."""
     if code in FRAMEWORK_MEASURES:
         m = FRAMEWORK_MEASURES[code]
         return Measure(code=m.code, service_type=m.service_type, name=m.name, definition=m.definition,
                        numerator=m.numerator, denominator=m.denominator, direction=m.direction, unit=m.unit,
                        sql_name=m.sql_name)
-    for service_id, spec in services.items():
-        for kpi in spec.kpis:
-            if kpi.code == code:
-                return Measure(code=kpi.code, service_type=service_id, name=kpi.name,
-                               definition=getattr(kpi, "definition", None) or kpi.name,
-                               numerator=getattr(kpi, "numerator_text", None) or "declared numerator",
-                               denominator=getattr(kpi, "denominator_text", None) or "declared denominator",
-                               direction=kpi.direction, unit=getattr(kpi, "unit", "percent") or "percent",
-                               sql_name=getattr(kpi, "sql_name", None))
     return None
 
 
@@ -1123,7 +1123,7 @@ def _stored_services(session: Session) -> list[dict]:
     declared = _declared()
     if declared is None or not hasattr(declared, "load_services"):
         return []
-    return [spec.to_dict() for spec in declared.load_services(session)]
+    return [spec.to_dict() for spec in declared.load_services(session).values()]
 
 
 def _stored_mappings(session: Session, provider_id: str) -> list[dict]:
