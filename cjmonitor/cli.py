@@ -301,6 +301,10 @@ def returns_show(home, submission_id, as_json) -> None:
     click.echo(f"  status {data['status']}{' (current)' if data['is_current'] else ''}; received {data['received_at']}"
                f"{' LATE' if data['is_late'] else ''}; {data['rows']} rows; {data['errors']} errors, {data['warnings']} warnings")
     click.echo(f"  source {data['source']}; sha256 {data['sha256']}")
+    if data.get("mapping_json"):
+        click.echo(f"  read through the provider's mapping {data['mapping_sha256']}: {data['mapping_json']}")
+    else:
+        click.echo("  read as the template (no provider mapping)")
     for i in issues:
         where = f"row {i['row']}" if i["row"] is not None else "file"
         click.echo(f"  {i['severity']:<7} {where:<9} {i['column'] or '':<26} {i['code']:<18} {i['message']}")

@@ -161,7 +161,12 @@ class ReturnMapping:
         return out
 
     def canonical_json(self) -> str:
+        """Sorted keys, no spaces: the same mapping always gives the same text, whatever order the register used."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+    def register_json(self) -> str:
+        """The register form in the register's own order (what is stored in return_mapping)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False, default=str)
 
     @property
     def sha256(self) -> str:
@@ -461,9 +466,9 @@ def save_mappings(session: Session, provider_id: str, mappings: list[ReturnMappi
         row = stored.get(return_type)
         if row is None:
             session.add(ReturnMappingRecord(provider_id=provider_id, return_type=return_type,
-                                            mapping_json=mapping.canonical_json(), sha256=mapping.sha256, updated_at=now))
-        elif row.sha256 != mapping.sha256:
-            row.mapping_json, row.sha256, row.updated_at = mapping.canonical_json(), mapping.sha256, now
+                                            mapping_json=mapping.register_json(), sha256=mapping.sha256, updated_at=now))
+        elif row.mapping_json != mapping.register_json():
+            row.mapping_json, row.sha256, row.updated_at = mapping.register_json(), mapping.sha256, now
             session.add(row)
     session.flush()
 
