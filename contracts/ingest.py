@@ -461,9 +461,10 @@ def _to_dicts(frame: pd.DataFrame, table, submission_id: int) -> list[dict]:
 ADVISED_READ_PROBLEMS = ("no_header", "duplicate_column", "blank_column_name", "ragged_row")
 
 
-def _read_mapped(path: Path, mapping: ReturnMapping, max_unpacked_bytes: int) -> tuple[pd.DataFrame, list[Issue], list[int], int]:
+def _read_mapped(path: Path, mapping: ReturnMapping, spec: ReturnSpec,
+                 max_unpacked_bytes: int) -> tuple[pd.DataFrame, list[Issue], list[int], int]:
     """The file read through the provider's mapping: text frame, notes, each record's sheet row, the header row."""
-    mapped = apply_mapping(path, mapping, SPECS[mapping.return_type], max_unpacked_bytes)
+    mapped = apply_mapping(path, mapping, spec, max_unpacked_bytes)
     notes = [Issue("warning", None, None, code, message) for code, message in mapped.attrs["notes"]]
     sheet = mapped.attrs["sheet"]
     notes.insert(0, Issue("info", mapped.attrs["header_row"], None, "read_through_mapping",
@@ -544,7 +545,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
     sha = sha256_file(path)
     archive(path, archive_dir, sha)
     spec = SPECS[parsed_name.return_type]
-    mapping = load_mappings(session, provider.id).get(parsed_name.return_type)
+    mapping = load_mappings(session, provider.id, {spec.return_type: spec}, parsed_name.return_type).get(spec.return_type)
     mapping_sha = mapping.sha256 if mapping is not None else ""
     outcome.mapping_sha256 = mapping_sha
     # The same bytes are read again only when they were refused and the provider's mapping has changed since.
@@ -562,7 +563,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
     source_rows: list[int] | None = None
     try:
         if mapping is not None:
-            frame, notes, source_rows, header_row = _read_mapped(path, mapping, unpacked_limit)
+            frame, notes, source_rows, header_row = _read_mapped(path, mapping, spec, unpacked_limit)
         else:
             frame, notes = read_return(path, unpacked_limit)
     except (ReadProblem, MappingReadError) as problem:

@@ -440,6 +440,34 @@ def parse_mapping(d: dict, key: str = "providers[0].mappings[0]",
     )
 
 
+def mapping_json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of one mapping, for ``providers[].mappings[]`` in the register's schema."""
+    text = {"type": "string"}
+    column_map = {"type": "object", "additionalProperties": text}
+    return {
+        "type": "object",
+        "description": "How one provider's files of one return type are read (contracts.mapping).",
+        "required": ["return_type"],
+        "additionalProperties": False,
+        "properties": {
+            "return_type": {**text, "description": MAPPING_KEYS["return_type"]},
+            "sheet": {"description": MAPPING_KEYS["sheet"], "oneOf": [
+                {"type": "object", "required": ["name"], "additionalProperties": False,
+                 "properties": {"name": {**text, "minLength": 1}}},
+                {"type": "object", "required": ["find_header"], "additionalProperties": False,
+                 "properties": {"find_header": {"type": "boolean"}}}]},
+            "header_row": {"type": "integer", "minimum": 1, "description": MAPPING_KEYS["header_row"]},
+            "columns": {**column_map, "description": MAPPING_KEYS["columns"]},
+            "values": {"type": "object", "additionalProperties": column_map, "description": MAPPING_KEYS["values"]},
+            "constants": {"type": "object", "additionalProperties": {"type": ["string", "number"]},
+                          "description": MAPPING_KEYS["constants"]},
+            "date_formats": {**column_map, "description": MAPPING_KEYS["date_formats"]},
+            "drop_rows": {"type": "object", "additionalProperties": False, "description": MAPPING_KEYS["drop_rows"],
+                          "properties": {"blank": {"type": "boolean"}, "first_cell_matches": text, "stop_at": text}},
+        },
+    }
+
+
 def mapping_from_json(text: str, specs: Mapping[str, ReturnSpec] | None = None) -> ReturnMapping:
     return parse_mapping(json.loads(text), key="stored mapping", specs=specs)
 
@@ -473,10 +501,14 @@ def save_mappings(session: Session, provider_id: str, mappings: list[ReturnMappi
     session.flush()
 
 
-def load_mappings(session: Session, provider_id: str,
-                  specs: Mapping[str, ReturnSpec] | None = None) -> dict[str, ReturnMapping]:
-    rows = session.exec(select(ReturnMappingRecord).where(ReturnMappingRecord.provider_id == provider_id)).all()
-    return {row.return_type: mapping_from_json(row.mapping_json, specs) for row in rows}
+def load_mappings(session: Session, provider_id: str, specs: Mapping[str, ReturnSpec] | None = None,
+                  return_type: str | None = None) -> dict[str, ReturnMapping]:
+    """The provider's stored mappings by return type (only ``return_type``'s when given), checked against ``specs``
+    (default: the built-in SPECS; pass declared specs too for a declared service's return)."""
+    query = select(ReturnMappingRecord).where(ReturnMappingRecord.provider_id == provider_id)
+    if return_type is not None:
+        query = query.where(ReturnMappingRecord.return_type == return_type)
+    return {row.return_type: mapping_from_json(row.mapping_json, specs) for row in session.exec(query).all()}
 
 
 # ------------------------------------------------------------------ reading raw sheets
@@ -693,9 +725,11 @@ def apply_mapping(path: Path, mapping: ReturnMapping, spec: ReturnSpec,
     spec_columns = {c.name: c for c in spec.columns}
     value_maps = mapping.value_maps
     layouts = dict(mapping.date_formats)
+    named = {i for i, cell in enumerate(header) if not _is_blank(cell)}
     records: list[list[str]] = []
     numbers: list[int] = []
     dropped: list[str] = []
+    stray: list[int] = []
     for number in range(header_row + 1, len(sheet.rows) + 1):
         row = sheet.rows[number - 1]
         if all(_is_blank(cell) for cell in row):
@@ -710,9 +744,15 @@ def apply_mapping(path: Path, mapping: ReturnMapping, spec: ReturnSpec,
             dropped.append(f"{number} ('{first}')")
             continue
         cells = list(row) + [None] * max(0, width - len(row))
+        if any(not _is_blank(cell) for i, cell in enumerate(row) if i not in named):
+            stray.append(number)
         records.append([_cell_for(cells[i], spec_columns[column], sheet.epoch, is_workbook,
                                   value_maps.get(column), layouts.get(column)) for i, column in positions.items()])
         numbers.append(number)
+    if stray:
+        shown = ", ".join(map(str, stray[:20])) + (f" and {len(stray) - 20} more" if len(stray) > 20 else "")
+        notes.append(("unnamed_cells", f"{where}{'row' if len(stray) == 1 else 'rows'} {shown} {'has' if len(stray) == 1 else 'have'} cells under no header (an unnamed column, or right "
+                                       "of the header): ignored; name the column if it matters"))
     if dropped:
         notes.append(("dropped_rows", f"{where}rows not read as records, as the mapping says: {', '.join(dropped)}"))
     frame = pd.DataFrame(records, columns=list(positions.values()), index=numbers, dtype=object)

@@ -44,7 +44,10 @@ ETE_WORDS = {"Y": "Yes", "N": "No", "": ""}
 @pytest.fixture
 def office(tmp_path):
     """A home with one area, one TTG provider and its one contract; no demo world."""
-    settings = get_settings(tmp_path / "home")
+    return _office(get_settings(tmp_path / "home"))
+
+
+def _office(settings):
     pipeline.upgrade_db(settings)
     settings.ensure_dirs()
     with session_scope(settings) as session:
@@ -185,6 +188,37 @@ def test_messy_workbook_loads_through_a_declared_mapping_into_the_template_recor
 
 
 def test_without_a_mapping_the_workbook_is_refused_with_a_proposal_that_loads_once_completed(office):
+    _refused_then_mapped(office)
+
+
+@pytest.mark.postgres
+def test_refused_then_mapped_on_postgres(tmp_path):
+    """The same bytes stored twice (refused, then read through a mapping) under PostgreSQL's constraints."""
+    import dataclasses
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from cjmonitor.db import dispose_engines
+
+    url = os.environ.get("CJMONITOR_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server: set CJMONITOR_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"cj_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        settings = dataclasses.replace(get_settings(tmp_path / "home"), database_url=url.rsplit("/", 1)[0] + "/" + name)
+        _refused_then_mapped(_office(settings))
+    finally:
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _refused_then_mapped(office):
     frame = _episodes()
     _drop(office, f"{PROVIDER}_ttg_resettlement_2024-01.xlsx", _messy_workbook(frame))
     summary = pipeline.ingest(office)
@@ -436,3 +470,29 @@ def test_header_scores_rank_human_headers():
     assert header_score("First night accommodation", "accommodation_first_night") == 1.0
     assert header_score("Reception date", "reception_date") > header_score("Reception date", "release_date")
     assert header_score("Keyworker", "episode_ref") < 0.6
+
+
+def test_cells_under_no_header_are_reported_not_swallowed(tmp_path):
+    frame = _episodes()
+    text = frame.to_csv(index=False).splitlines()
+    text[3] += ",stray note"  # the third record has a cell right of the header
+    path = tmp_path / "stray.csv"
+    path.write_text("\n".join(text) + "\n")
+    mapped = apply_mapping(path, parse_mapping({"return_type": "ttg_resettlement"}), TTG)
+    assert len(mapped) == 12
+    notes = dict(mapped.attrs["notes"])
+    assert notes["unnamed_cells"].startswith("row 4 has cells under no header")
+
+
+def test_json_schema_of_a_mapping_agrees_with_the_parser():
+    import jsonschema
+
+    from contracts.mapping import mapping_json_schema
+
+    schema = mapping_json_schema()
+    jsonschema.validate(DECLARED, schema)
+    for _case, form, _key, _fragment in BAD:
+        if _case in ("no-return-type", "header-row-zero", "header-row-text", "unknown-key", "sheet-as-text", "sheet-both",
+                     "drop-unknown-key"):
+            with pytest.raises(jsonschema.ValidationError):
+                jsonschema.validate(form, schema)

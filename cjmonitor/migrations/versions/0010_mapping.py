@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('return_type', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('mapping_json', sa.Text(), nullable=False),
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['provider_id'], ['provider.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('provider_id', 'return_type')
