@@ -185,6 +185,12 @@ def test_messy_workbook_loads_through_a_declared_mapping_into_the_template_recor
     assert '"Person ID":"person_id"' in result.output
     as_json = json.loads(CliRunner().invoke(cli, ["returns", "show", "--home", str(office.home), str(messy.id), "--json"]).output)
     assert json.loads(as_json["mapping_json"]) == DECLARED
+    from reports.scorecard import render_scorecard
+
+    with session_scope(office) as session:
+        page = render_scorecard(session, office.out_dir, CONTRACT, "2024-01", alpha=0.05, code_version="test",
+                                formats=("html",)).read_text()
+    assert f"read through the provider's mapping <code>{mapping.sha256[:12]}</code>" in page, "the scorecard's provenance"
 
 
 def test_without_a_mapping_the_workbook_is_refused_with_a_proposal_that_loads_once_completed(office):
