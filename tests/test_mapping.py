@@ -502,3 +502,23 @@ def test_json_schema_of_a_mapping_agrees_with_the_parser():
                      "drop-unknown-key"):
             with pytest.raises(jsonschema.ValidationError):
                 jsonschema.validate(form, schema)
+
+
+def test_cli_proposes_a_mapping_then_reads_through_the_stored_one(office, tmp_path):
+    path = tmp_path / f"{PROVIDER}_ttg_resettlement_2024-01.xlsx"
+    path.write_bytes(_messy_workbook(_episodes()))
+    runner = CliRunner()
+    proposed = runner.invoke(cli, ["returns", "mapping", "--home", str(office.home), str(path)])
+    assert proposed.exit_code == 0, proposed.output
+    assert "sheet 'Data' row 3 looks like the ttg_resettlement header" in proposed.output
+    assert "header 'Reception date' (column C) looks like reception_date (score 1.00)" in proposed.output
+    assert yaml.safe_load(proposed.output.split("\n\n", 1)[1])["mappings"][0]["header_row"] == 3
+    with session_scope(office) as session:
+        save_mappings(session, PROVIDER, [parse_mapping(DECLARED)])
+    read = runner.invoke(cli, ["returns", "mapping", "--home", str(office.home), str(path), "--json"])
+    assert read.exit_code == 0, read.output
+    data = json.loads(read.output)
+    assert (data["sheet"], data["header_row"], data["records"]) == ("Data", 3, 12)
+    assert data["mapping_sha256"] == parse_mapping(DECLARED).sha256
+    with session_scope(office) as session:
+        assert session.exec(select(Submission)).first() is None, "trying a file stores nothing"
