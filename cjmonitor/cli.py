@@ -296,9 +296,77 @@ def returns_show(home, submission_id, as_json) -> None:
     click.echo(f"  status {data['status']}{' (current)' if data['is_current'] else ''}; received {data['received_at']}"
                f"{' LATE' if data['is_late'] else ''}; {data['rows']} rows; {data['errors']} errors, {data['warnings']} warnings")
     click.echo(f"  source {data['source']}; sha256 {data['sha256']}")
+    if data.get("mapping_json"):
+        click.echo(f"  read through the provider's mapping {data['mapping_sha256']}: {data['mapping_json']}")
+    else:
+        click.echo("  read as the template (no provider mapping)")
     for i in issues:
         where = f"row {i['row']}" if i["row"] is not None else "file"
         click.echo(f"  {i['severity']:<7} {where:<9} {i['column'] or '':<26} {i['code']:<18} {i['message']}")
+
+
+@returns.command("mapping")
+@HOME_OPTION
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "return_type", default=None, help="Return type (default: from the file name).")
+@click.option("--provider", default=None, help="Provider id (default: from the file name).")
+@JSON_OPTION
+def returns_mapping(home, path, return_type, provider, as_json) -> None:
+    """How a provider's file would be read: through the provider's mapping in the register if it has one,
+    else what it looks like and the mapping to add (YAML). Reads the file only; stores nothing."""
+    from cjmonitor.errors import InputFileError
+    from contracts.mapping import MappingReadError, apply_mapping, load_mappings, propose_mapping
+    from contracts.returns import SPECS, parse_file_name
+
+    named = parse_file_name(path.name)
+    return_type = return_type or (named.return_type if named else None)
+    provider = provider or (named.provider_id if named else None)
+    if return_type not in SPECS:
+        raise InputFileError(f"{path.name}: say which return it is with --type (one of {', '.join(SPECS)})")
+    spec = SPECS[return_type]
+    mapping = None
+    if provider:
+        from cjmonitor.db import session_scope
+        from cjmonitor.errors import ConfigError
+        from cjmonitor.pipeline import ensure_schema
+
+        settings = _settings(home)
+        try:
+            ensure_schema(settings)
+        except ConfigError:
+            settings = None  # no database in this home yet: nothing stored to read through, so propose
+        if settings is not None:
+            with session_scope(settings) as session:
+                mapping = load_mappings(session, provider, {return_type: spec}, return_type).get(return_type)
+    try:
+        if mapping is not None:
+            frame = apply_mapping(path, mapping, spec)
+            data = {"file": path.name, "return_type": return_type, "provider": provider, "mapping_sha256": mapping.sha256,
+                    "sheet": frame.attrs["sheet"], "header_row": frame.attrs["header_row"], "records": len(frame),
+                    "columns": list(frame.columns), "notes": [m for _, m in frame.attrs["notes"]]}
+        else:
+            proposal = propose_mapping(path, spec, provider)
+            data = {"file": path.name, "return_type": return_type, "provider": provider, "mapping_sha256": None,
+                    "sheet": proposal.sheet, "header_row": proposal.header_row, "looks_like_the_return": proposal.plausible,
+                    "guesses": [{"header": g.header, "column_letter": g.letter, "column": g.column, "score": g.score}
+                                for g in proposal.guesses],
+                    "missing_required": list(proposal.missing_required), "proposal": proposal.lines(), "yaml": proposal.yaml}
+    except MappingReadError as problem:
+        raise InputFileError(f"{path.name}: {problem.message}") from None
+    if as_json:
+        _echo_json(data)
+        return
+    if mapping is not None:
+        where = f"sheet '{data['sheet']}', " if data["sheet"] is not None else ""
+        click.echo(f"{path.name}: read through {provider}'s mapping {mapping.sha256[:12]}: {where}header on row "
+                   f"{data['header_row']}; {data['records']} records; columns {', '.join(data['columns'])}")
+        for note in data["notes"]:
+            click.echo(f"  note: {note}")
+        return
+    for line in data["proposal"]:
+        click.echo(line)
+    click.echo("")
+    click.echo(data["yaml"], nl=False)
 
 
 @returns.command("status")

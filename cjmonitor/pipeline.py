@@ -258,7 +258,7 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
                     settings.out_dir, file_name=outcome.file_name, provider_name=provider.name,
                     return_type=outcome.return_type, period=outcome.period, submission_id=submission.id,
                     sha256=submission.sha256, received_at=submission.received_at.strftime("%Y-%m-%d %H:%M"),
-                    issues=outcome.issues)
+                    issues=outcome.issues, proposed_mapping=outcome.proposed_mapping)
                 summary.error_reports.append(str(html))
         if outcome.status in ("unrecognised", "refused"):
             log.warning("%s not loaded: %s", outcome.file_name, outcome.message)

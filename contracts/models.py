@@ -131,7 +131,7 @@ class Submission(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("provider_id", "return_type", "period", "version"),
-        UniqueConstraint("sha256"),
+        UniqueConstraint("sha256", "mapping_sha256", name="uq_submission_sha256_mapping"),
         Index("ix_submission_current", "provider_id", "return_type", "period", "is_current"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -150,6 +150,23 @@ class Submission(SQLModel, table=True):
     rows: int = 0
     errors: int = 0
     warnings: int = 0
+    # The provider's mapping the file was read through (contracts.mapping): canonical JSON and its sha256;
+    # "" when the file was read as the template. The same bytes may be read again through a new mapping.
+    mapping_sha256: str = Field(default="", max_length=64)
+    mapping_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ReturnMappingRecord(SQLModel, table=True):
+    """A provider's declared way of sending one return type (contracts.mapping): canonical JSON and its sha256."""
+
+    __tablename__ = "return_mapping"
+    __table_args__ = (UniqueConstraint("provider_id", "return_type"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(foreign_key="provider.id", index=True)
+    return_type: str = Field(max_length=40)
+    mapping_json: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64)
+    updated_at: datetime
 
 
 class ValidationIssue(SQLModel, table=True):

@@ -605,7 +605,7 @@ def validate(loaded: LoadedRegister) -> Checked:
                                             "contracts.mapping, which this build lacks; remove them"))
                 continue
             try:
-                mapping.parse_mapping(raw, key=f"providers[{index}].mappings[{m_index}]")
+                mapping.parse_mapping(raw, key=f"providers[{index}].mappings[{m_index}]", specs=_return_specs(services))
             except mapping.MappingSpecError as exc:
                 for key, message in exc.problems:
                     problems.append(Problem(loc.where(_path_of(key)), key, message))
@@ -767,9 +767,9 @@ class _Applier:
         services = self.checked.services
         self.office(register.office)
         self.measures(register, services)
-        self.providers(register.providers)
         if services:
             self.checked_services(services)
+        self.providers(register.providers)
         self.session.flush()
         self.contracts(register.contracts, services)
         self.session.flush()
@@ -834,10 +834,11 @@ class _Applier:
         if mapping is not None:
             self.session.flush()
             for index, provider in enumerate(providers):
-                parsed = [mapping.parse_mapping(raw, key=f"providers[{index}].mappings[{m}]")
+                specs = _return_specs(self.checked.services)
+                parsed = [mapping.parse_mapping(raw, key=f"providers[{index}].mappings[{m}]", specs=specs)
                           for m, raw in enumerate(provider.mappings)]
-                before = _stored_mappings(self.session, provider.id)
-                after = [m.to_dict() for m in parsed]
+                before = _stored_mappings(self.session, provider.id, self.checked.services)
+                after = [m.to_dict() for m in sorted(parsed, key=lambda m: m.return_type)]
                 if before != after:
                     mapping.save_mappings(self.session, provider.id, parsed)
                     self.change("changed" if before else "added", "mapping", provider.id,
@@ -1126,11 +1127,21 @@ def _stored_services(session: Session) -> list[dict]:
     return [spec.to_dict() for spec in declared.load_services(session).values()]
 
 
-def _stored_mappings(session: Session, provider_id: str) -> list[dict]:
+def _return_specs(services: dict) -> dict:
+    from contracts.returns import SPECS
+
+    return {**SPECS, **{spec.return_type: spec.return_spec for spec in services.values()}}
+
+
+def _stored_mappings(session: Session, provider_id: str, services: dict | None = None) -> list[dict]:
     mapping = _mapping()
-    if mapping is None or not hasattr(mapping, "load_mappings"):
+    if mapping is None:
         return []
-    return [m.to_dict() for m in mapping.load_mappings(session, provider_id)]
+    if services is None:
+        declared = _declared()
+        services = declared.load_services(session) if declared is not None else {}
+    stored = mapping.load_mappings(session, provider_id, _return_specs(services))
+    return [stored[return_type].to_dict() for return_type in sorted(stored)]
 
 
 def default_effective(today: date | None = None) -> date:
@@ -1178,14 +1189,15 @@ def export_register(session: Session) -> dict:
     areas = [a.code for a in session.exec(select(Area).order_by(Area.code)).all()]
     data: dict = {"office": {"name": office.name if office else "(unnamed office)", "areas": areas}}
     data["providers"] = []
-    mapping = _mapping()
+    declared = _declared()
+    services = declared.load_services(session) if declared is not None else {}
     for p in session.exec(select(Provider).order_by(Provider.id)).all():
         item = {"id": p.id, "name": p.name, "kind": p.kind, "return_mode": p.return_mode}
-        mappings = _stored_mappings(session, p.id) if mapping is not None else []
+        mappings = _stored_mappings(session, p.id, services)
         if mappings:
             item["mappings"] = mappings
         data["providers"].append(item)
-    data["services"] = _stored_services(session)
+    data["services"] = [spec.to_dict() for spec in services.values()]
     data["contracts"] = []
     targets: dict[str, list[Target]] = {}
     for t in session.exec(select(Target).order_by(Target.contract_id, Target.valid_from, Target.id)).all():

@@ -136,7 +136,8 @@ def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
         "findings": pd.DataFrame([{k: v for k, v in e.items() if k != "parameters"} for e in data["evidence"]]),
         "benchmark": funnel,
         "returns": pd.DataFrame([{"file": s.file_name, "period": s.period, "version": s.version, "status": s.status,
-                                  "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256}
+                                  "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256,
+                                  "mapping_sha256": s.mapping_sha256}
                                  for s in data["submissions"]]),
     }
     return workbook_bytes(sheets, created=created)

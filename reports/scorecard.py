@@ -147,7 +147,8 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
             "submissions": pd.DataFrame([{"file": s.file_name, "return_type": s.return_type, "period": s.period,
                                           "version": s.version, "received_at": s.received_at, "late": s.is_late,
                                           "status": s.status, "current": s.is_current, "used": s in used,
-                                          "rows": s.rows, "errors": s.errors, "sha256": s.sha256} for s in submissions]),
+                                          "rows": s.rows, "errors": s.errors, "sha256": s.sha256,
+                                          "mapping_sha256": s.mapping_sha256} for s in submissions]),
             "outcome_evidence": pd.DataFrame(evidence),
         }, created=cut)
         written.append(_write_bytes(path.with_suffix(".xlsx"), workbook))
