@@ -259,10 +259,29 @@ def _yaml_marks(node, path: tuple, marks: dict, problems: list, locator_file: st
             _yaml_marks(item, (*path, index), marks, problems, locator_file)
 
 
+def _loader():
+    """A safe YAML loader on which an impossible date (2024-13-01) stays text, so validation names its line."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    def timestamp(loader, node):
+        try:
+            return base.construct_yaml_timestamp(loader, node)
+        except ValueError:
+            return loader.construct_scalar(node)
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", timestamp)
+    return Loader
+
+
 def parse_yaml_text(text: str, name: str) -> LoadedRegister:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _loader()
     problems: list[Problem] = []
     try:
         node = yaml.compose(text, Loader=loader)
@@ -340,6 +359,9 @@ _ADVICE = {
     "dict_type": "write a mapping of keys and values",
     "string_type": "write text (quote it if it looks like a number or a date)",
     "too_short": "give at least one item",
+    "literal_error": "use one of the values named",
+    "bool_parsing": "write true or false",
+    "bool_type": "write true or false",
 }
 
 
@@ -461,8 +483,11 @@ def validate(loaded: LoadedRegister) -> Checked:
 
     # services (declared)
     services: dict[str, Any] = {}
+    failed_services: set[str] = set()  # declared but with problems: contracts naming them are not judged again
     declared = _declared()
     for index, raw in enumerate(register.services):
+        if isinstance(raw.get("id"), str):
+            failed_services.add(raw["id"])
         if declared is None:
             problems.append(loc.problem(("services", index), "declared services need contracts.declared, which this build "
                                         "lacks; remove the section or upgrade cjmonitor"))
@@ -477,6 +502,7 @@ def validate(loaded: LoadedRegister) -> Checked:
             problems.append(loc.problem(("services", index, "id"), f"service id {spec.id!r} is already used "
                                         f"({'a built-in service' if spec.id in SERVICE_TYPES else 'twice'}); choose another"))
         services[spec.id] = spec
+        failed_services.discard(spec.id)
 
     # contracts
     dupes(register.contracts, "id", "contracts")
@@ -491,6 +517,8 @@ def validate(loaded: LoadedRegister) -> Checked:
         if contract.provider not in providers:
             problems.append(loc.problem((*base, "provider"), f"no provider {contract.provider!r}{_close(contract.provider, providers)} "
                                         "in providers: add it there or correct the id"))
+        if contract.service in failed_services:
+            continue
         if contract.service not in SERVICE_TYPES and contract.service not in services:
             problems.append(loc.problem((*base, "service"), f"unknown service {contract.service!r}"
                                         f"{_close(contract.service, [*SERVICE_TYPES, *services])}: use crc, ttg, em, health "
