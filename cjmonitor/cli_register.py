@@ -124,10 +124,6 @@ def register_group() -> None:
     """The office's register: check, apply, export it, or print its JSON Schema."""
 
 
-def _print_problems(exc) -> None:
-    raise exc
-
-
 def _effective(value: str | None):
     from datetime import date
 
@@ -260,4 +256,19 @@ def frameworks_command(as_json) -> None:
         click.echo("")
 
 
-COMMANDS = [init_command, register_group, frameworks_command]
+@click.command("areas")
+@JSON_OPTION
+def areas_command(as_json) -> None:
+    """The 42 criminal-justice areas (police force areas) a register's office.areas may name, with ONS codes."""
+    from dataclasses import asdict
+
+    from contracts.geography import AREAS
+
+    if as_json:
+        click.echo(json.dumps([asdict(a) for a in AREAS], indent=2))
+        return
+    for area in AREAS:
+        click.echo(f"{area.code}  {area.name:<30} {area.region:<26} {area.commissioner_type}")
+
+
+COMMANDS = [init_command, register_group, frameworks_command, areas_command]

@@ -280,6 +280,12 @@ def test_init_makes_an_empty_home_whose_template_is_valid(tmp_path):
     assert "ContractIn" in schema["$defs"] and "target" in schema["$defs"]["KpiTermsIn"]["properties"]
 
 
+def test_areas_lists_the_42_codes():
+    rows = json.loads(CliRunner().invoke(cli, ["areas", "--json"]).output)
+    assert len(rows) == 42 and {"code": "E23000039", "name": "Dorset"}.items() <= next(
+        r for r in rows if r["code"] == "E23000039").items()
+
+
 def test_frameworks_json_lists_versioned_official_codes():
     result = CliRunner().invoke(cli, ["frameworks", "--json"])
     frameworks = {f["id"]: f for f in json.loads(result.output)}
