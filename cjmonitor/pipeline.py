@@ -8,35 +8,35 @@ twice changes nothing.
 from __future__ import annotations
 
 import logging
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import delete, insert, update
-from sqlalchemy import select as select_rows
 from sqlmodel import Session, select
 
 from cjmonitor.db import session_scope
 from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
+from cjmonitor.state import (  # noqa: F401  (steps and DAGs call these as pipeline.<name>)
+    area_codes,
+    code_version,
+    contract_ids,
+    ensure_schema,
+    keep_creation_times,
+    latest_period,
+    provider_ids,
+    recipient_ids,
+)
 from contracts.ingest import IngestOutcome, ingest_file
-from contracts.judge import judge_frame, spc_columns, target_periods
+from contracts.judge import judge_all
 from contracts.kpis import derive_kpis
 from contracts.models import (
     Area,
     Artifact,
     Contract,
-    ContractVariation,
     Finding,
     Judgement,
-    KpiValue,
-    Measure,
     Provider,
     Submission,
 )
@@ -44,48 +44,6 @@ from contracts.returns import parse_file_name
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@cache
-def code_version() -> str:
-    """Package version plus the git commit when running from a checkout."""
-    version = metadata.version("cjmonitor")
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.debug("git commit unavailable: %s", exc)
-        commit = ""
-    return f"{version}+{commit}" if commit else version
-
-
-# ------------------------------------------------------------------ idempotency
-
-
-@contextmanager
-def keep_creation_times(session: Session, model: type[Finding] | type[Artifact]) -> Iterator[None]:
-    """Rows that a step deletes and writes again with the same content keep their first ``created_at``.
-
-    Findings and artifacts are replaced (delete, insert) on every run; without this a rerun that changes
-    nothing would still restamp every row. A row whose content changed (another estimate, a document with
-    other bytes) gets its new time.
-    """
-    table = model.__table__
-
-    def content(row) -> tuple:
-        return tuple((k, str(v)) for k, v in sorted(row.items()) if k not in ("id", "created_at"))
-
-    connection = session.connection()
-    first_seen: dict[tuple, datetime] = {}
-    for row in connection.execute(select_rows(table)).mappings():
-        first_seen.setdefault(content(row), row["created_at"])
-    yield
-    session.flush()
-    for row in connection.execute(select_rows(table)).mappings().all():
-        earlier = first_seen.get(content(row))
-        if earlier is not None and row["created_at"] != earlier:
-            session.execute(update(table).where(table.c.id == row["id"]).values(created_at=earlier))
 
 
 # ------------------------------------------------------------------ database
@@ -99,22 +57,6 @@ def upgrade_db(settings: Settings) -> None:
 
     settings.ensure_dirs()
     command.upgrade(alembic_config(settings), "head")
-
-
-def ensure_schema(settings: Settings) -> None:
-    """Refuse to work on a database whose schema is not at the latest migration, saying what to run."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from cjmonitor.db import get_engine
-    from cjmonitor.migrate import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
-    with get_engine(settings).connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    if current != head:
-        state = "has no cjmonitor schema" if current is None else f"is at revision {current}, not {head}"
-        raise ConfigError(f"the database {settings.database_url} {state}: run `cjmonitor db upgrade` first")
 
 
 # ------------------------------------------------------------------ reference data: the register
@@ -295,39 +237,7 @@ def judge(settings: Settings) -> int:
     """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
     ensure_schema(settings)
     with session_scope(settings) as session:
-        values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
-        session.execute(delete(Judgement))
-        if values.empty:
-            return 0
-        # Derived from records wins over provider-reported for the same contract x measure x month.
-        values["rank"] = (values["source"] != "derived").astype(int)
-        values = values.sort_values("rank").drop_duplicates(["contract_id", "measure_code", "period"])
-        targets = target_periods(session)
-        merged = values.merge(targets[["contract_id", "measure_code", "from_period", "to_period", "value",
-                                       "tolerance", "min_volume"]].rename(columns={"value": "target"}),
-                              on=["contract_id", "measure_code"], how="inner")
-        merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
-        merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
-        from contracts.catalogue import MEASURES_BY_CODE
-        from contracts.declared import ensure_declared_measures
-
-        ensure_declared_measures(session)
-        directions = {**dict(session.exec(select(Measure.code, Measure.direction)).all()),
-                      **{code: m.direction for code, m in MEASURES_BY_CODE.items()}}
-        merged["direction"] = merged["measure_code"].map(directions)
-        judged = judge_frame(merged, settings.alpha)
-        breaks: dict[tuple[str, str], list[str]] = {}
-        for variation in session.exec(select(ContractVariation)).all():
-            codes = [variation.measure_code] if variation.measure_code else list(directions)
-            for code in codes:
-                breaks.setdefault((variation.contract_id, code), []).append(variation.effective_date.strftime("%Y-%m"))
-        judged = spc_columns(judged, breaks)
-        columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
-                   "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation", "kind"]
-        records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
-        if records:
-            session.execute(insert(Judgement), records)
-        return len(records)
+        return judge_all(session, settings.alpha)
 
 
 # ------------------------------------------------------------------ analyse
@@ -347,33 +257,6 @@ def analyse(settings: Settings) -> dict:
 
 
 # ------------------------------------------------------------------ render
-
-
-def latest_period(settings: Settings) -> str:
-    ensure_schema(settings)
-    with session_scope(settings) as session:
-        periods = session.exec(select(Judgement.period).distinct()).all()
-    monthly = sorted(p for p in periods)
-    if not monthly:
-        raise NotFoundError("no judged KPI values yet: run ingest, derive and judge first (or `cjmonitor demo`)")
-    return monthly[-1]
-
-
-def contract_ids(settings: Settings) -> list[str]:
-    with session_scope(settings) as session:
-        return list(session.exec(select(Contract.id).order_by(Contract.id)).all())
-
-
-def provider_ids(settings: Settings) -> list[str]:
-    with session_scope(settings) as session:
-        return list(session.exec(select(Provider.id).order_by(Provider.id)).all())
-
-
-def recipient_ids(settings: Settings) -> list[int]:
-    from contracts.models import Recipient
-
-    with session_scope(settings) as session:
-        return list(session.exec(select(Recipient.id).where(Recipient.active).order_by(Recipient.id)).all())
 
 
 def render_contract(settings: Settings, contract_id: str, period: str) -> str:
@@ -455,18 +338,11 @@ def provider_bundle(settings: Settings, provider_id: str, period: str) -> dict:
             "documents": [{"contract_id": d["contract_id"], "kind": d["kind"]} for d in documents]}
 
 
-def area_codes(settings: Settings) -> list[str]:
-    with session_scope(settings) as session:
-        return list(session.exec(select(Area.code).order_by(Area.code)).all())
-
-
 def render_index_only(settings: Settings, period: str) -> str:
-    """The front page for ``period`` (reports.scorecard.render_index keeps ``index.html`` on the latest month
-    when ``period`` is a backfill of an earlier one, and writes that month's ``index-YYYY-MM.html``)."""
-    from reports.scorecard import render_index
+    """The front page for ``period`` (see ``cjmonitor.documents.render_index_page``)."""
+    from cjmonitor.documents import render_index_page
 
-    with session_scope(settings) as session, keep_creation_times(session, Artifact):
-        return str(render_index(session, settings.out_dir, period, code_version=code_version()))
+    return render_index_page(settings, period)
 
 
 # ------------------------------------------------------------------ the whole run

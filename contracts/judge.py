@@ -203,3 +203,44 @@ def judged_months(session: Session, contract_ids: list[str]) -> pd.DataFrame:
     ensure_declared_measures(session)
     merged["direction"] = merged["measure_code"].map(lambda code: MEASURES_BY_CODE[code].direction)
     return merged.drop(columns=["from_period", "to_period"]).sort_values(["contract_id", "measure_code", "period"])
+
+
+def judge_all(session: Session, alpha: float) -> int:
+    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
+    from sqlalchemy import delete, insert
+
+    from contracts.models import ContractVariation, KpiValue, Measure
+
+    values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
+    session.execute(delete(Judgement))
+    if values.empty:
+        return 0
+    # Derived from records wins over provider-reported for the same contract x measure x month.
+    values["rank"] = (values["source"] != "derived").astype(int)
+    values = values.sort_values("rank").drop_duplicates(["contract_id", "measure_code", "period"])
+    targets = target_periods(session)
+    merged = values.merge(targets[["contract_id", "measure_code", "from_period", "to_period", "value",
+                                   "tolerance", "min_volume"]].rename(columns={"value": "target"}),
+                          on=["contract_id", "measure_code"], how="inner")
+    merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
+    merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
+    from contracts.catalogue import MEASURES_BY_CODE
+    from contracts.declared import ensure_declared_measures
+
+    ensure_declared_measures(session)
+    directions = {**dict(session.exec(select(Measure.code, Measure.direction)).all()),
+                  **{code: m.direction for code, m in MEASURES_BY_CODE.items()}}
+    merged["direction"] = merged["measure_code"].map(directions)
+    judged = judge_frame(merged, alpha)
+    breaks: dict[tuple[str, str], list[str]] = {}
+    for variation in session.exec(select(ContractVariation)).all():
+        codes = [variation.measure_code] if variation.measure_code else list(directions)
+        for code in codes:
+            breaks.setdefault((variation.contract_id, code), []).append(variation.effective_date.strftime("%Y-%m"))
+    judged = spc_columns(judged, breaks)
+    columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
+               "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation", "kind"]
+    records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
+    if records:
+        session.execute(insert(Judgement), records)
+    return len(records)
