@@ -335,3 +335,33 @@ def test_specs_cover_the_declared_return_and_its_kpis(home, tmp_path):
     # A home without a database lists only the built-in returns.
     result = CliRunner().invoke(cli, ["specs", "--home", str(tmp_path / "empty"), "--json"])
     assert [s["return_type"] for s in json.loads(result.output)][-1] == "kpi_aggregate"
+
+
+def test_a_declared_contract_shows_on_its_scorecard_monthly_report_pack_and_credits(home):
+    from contracts.credits import monthly_credits
+    from reports import evidence, monthly_report
+    from reports.scorecard import render_scorecard
+
+    _drop(home, f"{PROVIDER}_womens_referrals_2024-03.csv", _csv(ROWS))
+    pipeline.derive(home)
+    pipeline.judge(home)
+    from contracts.catalogue import MEASURES_BY_CODE
+
+    for code in EXPECTED:  # a fresh process knows only the built-in KPIs until the views load the declared ones
+        MEASURES_BY_CODE.pop(code, None)
+    with session_scope(home) as session:
+        target = session.exec(select(Target).where(Target.measure_code == "wc_seen_5wd")).one()
+        target.service_credit_pct = 1.0
+    with session_scope(home) as session:
+        path = render_scorecard(session, home.out_dir, WC, "2024-03", alpha=0.05, code_version="test", formats=("html",))
+        credits = {line["measure"]: line for line in monthly_credits(session, session.get(Contract, WC), "2024-03")}
+        report = monthly_report.gather(session, AREA, "2024-03", 0.05)
+        pack = evidence.gather(session, WC, "2024-03", 0.05)
+    html = path.read_text()
+    assert "Seen within 5 working days of referral" in html and "57.1%" in html  # 4 of 7
+    assert "8.5 days" in html and "10.0 days or less" in html and "0.0 days to 12.0 days" in html
+    assert "Referrals received" in html and ">7<" in html.replace(" ", "")
+    assert credits["wc_seen_5wd"]["rag"] == "Red" and credits["wc_seen_5wd"]["amount"] == round(420000 / 12 * 0.01, 2)
+    assert "Seen within 5 working days of referral" in str(report)
+    names = {k["code"]: k for k in pack["kpis"]}
+    assert names["wc_days_to_seen"]["pooled_value"] is None and names["wc_referrals"]["pooled_value"] == 7
