@@ -94,7 +94,10 @@ def _csv(rows, header=HEADER) -> str:
 
 @pytest.fixture
 def home(tmp_path):
-    settings = get_settings(tmp_path)
+    return _make_home(get_settings(tmp_path))
+
+
+def _make_home(settings):
     pipeline.upgrade_db(settings)
     with session_scope(settings) as session:
         session.add(Area(code=AREA, name="Dorset", region="South West", commissioner_type="PCC", population_m=0.78))
@@ -365,3 +368,45 @@ def test_a_declared_contract_shows_on_its_scorecard_monthly_report_pack_and_cred
     assert "Seen within 5 working days of referral" in str(report)
     names = {k["code"]: k for k in pack["kpis"]}
     assert names["wc_days_to_seen"]["pooled_value"] is None and names["wc_referrals"]["pooled_value"] == 7
+
+
+@pytest.mark.postgres
+def test_declared_returns_and_kpis_on_postgres(tmp_path):
+    import dataclasses
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    url = os.environ.get("CJMONITOR_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CJMONITOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail("CJMONITOR_REQUIRE_POSTGRES=1 but CJMONITOR_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server: set CJMONITOR_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"cj_declared_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        settings = _make_home(dataclasses.replace(get_settings(tmp_path), database_url=url.rsplit("/", 1)[0] + "/" + name))
+        assert _drop(settings, f"{PROVIDER}_womens_referrals_2024-03.csv", _csv(ROWS)).accepted == 1
+        wider = copy.deepcopy(SERVICE)
+        wider["return"]["columns"].append({"name": "closed_date", "type": "date"})
+        with session_scope(settings) as session:  # widening the spec adds columns to the populated table
+            save_services(session, [parse_service(wider)])
+        pipeline.derive(settings)
+        pipeline.judge(settings)
+        with session_scope(settings) as session:
+            values = {v.measure_code: v for v in session.exec(select(KpiValue).where(KpiValue.contract_id == WC)).all()}
+            judged = {j.measure_code: j for j in session.exec(select(Judgement).where(Judgement.contract_id == WC)).all()}
+        for code, (numerator, denominator) in EXPECTED.items():
+            assert (values[code].numerator, values[code].denominator) == (numerator, denominator), code
+        assert (values["wc_days_to_seen"].value, values["wc_days_to_seen"].ci_high) == (8.5, 12)
+        assert judged["wc_referrals"].kind == "count" and judged["wc_seen_5wd"].rag == "Red"
+    finally:
+        from cjmonitor.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
