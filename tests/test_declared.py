@@ -410,3 +410,21 @@ def test_declared_returns_and_kpis_on_postgres(tmp_path):
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_rolling_windows_pool_volumes_and_leave_medians_out():
+    from contracts.judge import rolling_judgements
+
+    periods = ["2024-01", "2024-02", "2024-03"]
+    monthly = pd.DataFrame({
+        "contract_id": WC, "period": periods * 2, "measure_code": ["wc_referrals"] * 3 + ["wc_days_to_seen"] * 3,
+        "numerator": [100.0, 110.0, 150.0, 30, 40, 50], "denominator": [1.0, 1.0, 1.0, 35, 45, 55],
+        "kind": ["count"] * 3 + ["median"] * 3, "target": [120.0] * 3 + [10.0] * 3, "tolerance": [12.0] * 3 + [2.0] * 3,
+        "min_volume": 20, "direction": ["higher"] * 3 + ["lower"] * 3})
+    rolled = rolling_judgements(monthly, "2024-03", 0.05, {"quarter": 3})
+    assert list(rolled["measure_code"]) == ["wc_referrals"]
+    (row,) = rolled.to_dict("records")
+    low, high = poisson_interval([360], [3])
+    assert (row["value"], row["rag"]) == (120.0, "Green")
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low[0], high[0]))
+    assert row["verdict"] == "inconclusive"
