@@ -428,3 +428,41 @@ def test_rolling_windows_pool_volumes_and_leave_medians_out():
     assert (row["value"], row["rag"]) == (120.0, "Green")
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low[0], high[0]))
     assert row["verdict"] == "inconclusive"
+
+
+def test_every_column_type_is_checked_and_stored(home):
+    service = {
+        "id": "iom", "name": "Integrated offender management",
+        "return": {"type": "iom_cohort", "period_column": "joined_date", "unique": ["case_ref"],
+                   "columns": [{"name": "contract_id", "type": "text", "required": True},
+                               {"name": "case_ref", "type": "text", "required": True},
+                               {"name": "person_id", "type": "person_key", "required": True},
+                               {"name": "joined_date", "type": "date", "required": True},
+                               {"name": "first_contact_at", "type": "datetime"},
+                               {"name": "contacts", "type": "int", "min": 0, "max": 100},
+                               {"name": "risk_score", "type": "float", "min": 0, "max": 1},
+                               {"name": "housed", "type": "yn"}]},
+        "kpis": [{"code": "iom_housed", "name": "Housed", "direction": "higher", "denominator": {"all": True},
+                  "numerator": {"column_in": {"column": "housed", "values": ["Y"]}}}],
+    }
+    with session_scope(home) as session:
+        session.add(Contract(id="DOR-IOM", area_code=AREA, provider_id=PROVIDER, service_type="iom", name="IOM",
+                             start_date=date(2024, 1, 1), end_date=date(2027, 12, 31), annual_value_gbp=1))
+        save_services(session, [parse_service(service)])
+    header = "contract_id,case_ref,person_id,joined_date,first_contact_at,contacts,risk_score,housed\n"
+    bad = header + "DOR-IOM,C1,P1,2024-03-01,2024-03-02,2.5,1.5,yes\n"
+    assert _drop(home, f"{PROVIDER}_iom_cohort_2024-03.csv", bad).rejected == 1
+    with session_scope(home) as session:
+        codes = {(i.column, i.code) for i in session.exec(select(ValidationIssue)).all()}
+    assert codes == {("first_contact_at", "bad_datetime"), ("contacts", "not_a_number"),
+                     ("risk_score", "out_of_range"), ("housed", "not_allowed")}
+    good = header + "DOR-IOM,C1,P1,2024-03-01,2024-03-02 09:30,3,0.25,Y\nDOR-IOM,C2,P2,2024-03-04,,,,N\n"
+    assert _drop(home, f"{PROVIDER}_iom_cohort_2024-03_v2.csv", good).accepted == 1
+    pipeline.derive(home)
+    with session_scope(home) as session:
+        rows = session.execute(text("SELECT first_contact_at, contacts, risk_score, housed FROM declared_iom_cohort "
+                                    "ORDER BY case_ref")).all()
+        value = session.exec(select(KpiValue).where(KpiValue.measure_code == "iom_housed")).one()
+    assert str(rows[0][0]).startswith("2024-03-02 09:30") and rows[0][1:] == (3, 0.25, "Y")
+    assert rows[1] == (None, None, None, "N")
+    assert (value.numerator, value.denominator) == (1, 2)
