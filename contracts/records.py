@@ -86,13 +86,32 @@ def ensure_table(session: Session, spec) -> Table:
     if not inspector.has_table(table.name):
         table.create(connection)
         return table
-    present = {c["name"] for c in inspector.get_columns(table.name)}
+    existing = {c["name"]: c["type"] for c in inspector.get_columns(table.name)}
+    present = set(existing)
+    changed = [(column.name, _family(existing[column.name]), _family(column.type)) for column in table.columns
+               if column.name in existing and _family(existing[column.name]) != _family(column.type)]
+    if changed:
+        from contracts.declared import ServiceSpecError
+
+        raise ServiceSpecError([(f"services[{spec.id}].return.columns", f"column {name!r} is stored as {was}, not {now}: "
+                                 "a column's type cannot change once returns are stored; declare a new column "
+                                 "under another name") for name, was, now in changed])
     preparer = connection.dialect.identifier_preparer
     for column in table.columns:
         if column.name not in present:
             kind = column.type.compile(dialect=connection.dialect)
             connection.execute(text(f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN {preparer.quote(column.name)} {kind}"))
     return table
+
+
+def _family(kind) -> str:
+    """The kind of a stored column, loose enough that SQLite's and PostgreSQL's reflected types compare."""
+    name = type(kind).__name__.upper()
+    for family, words in (("datetime", ("DATETIME", "TIMESTAMP")), ("date", ("DATE",)), ("int", ("INT",)),
+                          ("float", ("FLOAT", "REAL", "DOUBLE", "NUMERIC"))):
+        if any(word in name for word in words):
+            return family
+    return "text"
 
 
 def build_declared_records(parsed: dict[str, pd.Series], spec, key: bytes) -> pd.DataFrame:

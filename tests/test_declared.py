@@ -94,7 +94,10 @@ def _csv(rows, header=HEADER) -> str:
 
 @pytest.fixture
 def home(tmp_path):
-    settings = get_settings(tmp_path)
+    return _make_home(get_settings(tmp_path))
+
+
+def _make_home(settings):
     pipeline.upgrade_db(settings)
     with session_scope(settings) as session:
         session.add(Area(code=AREA, name="Dorset", region="South West", commissioner_type="PCC", population_m=0.78))
@@ -335,3 +338,131 @@ def test_specs_cover_the_declared_return_and_its_kpis(home, tmp_path):
     # A home without a database lists only the built-in returns.
     result = CliRunner().invoke(cli, ["specs", "--home", str(tmp_path / "empty"), "--json"])
     assert [s["return_type"] for s in json.loads(result.output)][-1] == "kpi_aggregate"
+
+
+def test_a_declared_contract_shows_on_its_scorecard_monthly_report_pack_and_credits(home):
+    from contracts.credits import monthly_credits
+    from reports import evidence, monthly_report
+    from reports.scorecard import render_scorecard
+
+    _drop(home, f"{PROVIDER}_womens_referrals_2024-03.csv", _csv(ROWS))
+    pipeline.derive(home)
+    pipeline.judge(home)
+    from contracts.catalogue import MEASURES_BY_CODE
+
+    for code in EXPECTED:  # a fresh process knows only the built-in KPIs until the views load the declared ones
+        MEASURES_BY_CODE.pop(code, None)
+    with session_scope(home) as session:
+        target = session.exec(select(Target).where(Target.measure_code == "wc_seen_5wd")).one()
+        target.service_credit_pct = 1.0
+    with session_scope(home) as session:
+        path = render_scorecard(session, home.out_dir, WC, "2024-03", alpha=0.05, code_version="test", formats=("html",))
+        credits = {line["measure"]: line for line in monthly_credits(session, session.get(Contract, WC), "2024-03")}
+        report = monthly_report.gather(session, AREA, "2024-03", 0.05)
+        pack = evidence.gather(session, WC, "2024-03", 0.05)
+    html = path.read_text()
+    assert "Seen within 5 working days of referral" in html and "57.1%" in html  # 4 of 7
+    assert "8.5 days" in html and "10.0 days or less" in html and "0.0 days to 12.0 days" in html
+    assert "Referrals received" in html and ">7<" in html.replace(" ", "")
+    assert credits["wc_seen_5wd"]["rag"] == "Red" and credits["wc_seen_5wd"]["amount"] == round(420000 / 12 * 0.01, 2)
+    assert "Seen within 5 working days of referral" in str(report)
+    names = {k["code"]: k for k in pack["kpis"]}
+    assert names["wc_days_to_seen"]["pooled_value"] is None and names["wc_referrals"]["pooled_value"] == 7
+
+
+@pytest.mark.postgres
+def test_declared_returns_and_kpis_on_postgres(tmp_path):
+    import dataclasses
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    url = os.environ.get("CJMONITOR_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CJMONITOR_REQUIRE_POSTGRES") == "1":
+            pytest.fail("CJMONITOR_REQUIRE_POSTGRES=1 but CJMONITOR_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server: set CJMONITOR_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"cj_declared_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        settings = _make_home(dataclasses.replace(get_settings(tmp_path), database_url=url.rsplit("/", 1)[0] + "/" + name))
+        assert _drop(settings, f"{PROVIDER}_womens_referrals_2024-03.csv", _csv(ROWS)).accepted == 1
+        wider = copy.deepcopy(SERVICE)
+        wider["return"]["columns"].append({"name": "closed_date", "type": "date"})
+        with session_scope(settings) as session:  # widening the spec adds columns to the populated table
+            save_services(session, [parse_service(wider)])
+        pipeline.derive(settings)
+        pipeline.judge(settings)
+        with session_scope(settings) as session:
+            values = {v.measure_code: v for v in session.exec(select(KpiValue).where(KpiValue.contract_id == WC)).all()}
+            judged = {j.measure_code: j for j in session.exec(select(Judgement).where(Judgement.contract_id == WC)).all()}
+        for code, (numerator, denominator) in EXPECTED.items():
+            assert (values[code].numerator, values[code].denominator) == (numerator, denominator), code
+        assert (values["wc_days_to_seen"].value, values["wc_days_to_seen"].ci_high) == (8.5, 12)
+        assert judged["wc_referrals"].kind == "count" and judged["wc_seen_5wd"].rag == "Red"
+    finally:
+        from cjmonitor.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_rolling_windows_pool_volumes_and_leave_medians_out():
+    from contracts.judge import rolling_judgements
+
+    periods = ["2024-01", "2024-02", "2024-03"]
+    monthly = pd.DataFrame({
+        "contract_id": WC, "period": periods * 2, "measure_code": ["wc_referrals"] * 3 + ["wc_days_to_seen"] * 3,
+        "numerator": [100.0, 110.0, 150.0, 30, 40, 50], "denominator": [1.0, 1.0, 1.0, 35, 45, 55],
+        "kind": ["count"] * 3 + ["median"] * 3, "target": [120.0] * 3 + [10.0] * 3, "tolerance": [12.0] * 3 + [2.0] * 3,
+        "min_volume": 20, "direction": ["higher"] * 3 + ["lower"] * 3})
+    rolled = rolling_judgements(monthly, "2024-03", 0.05, {"quarter": 3})
+    assert list(rolled["measure_code"]) == ["wc_referrals"]
+    (row,) = rolled.to_dict("records")
+    low, high = poisson_interval([360], [3])
+    assert (row["value"], row["rag"]) == (120.0, "Green")
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low[0], high[0]))
+    assert row["verdict"] == "inconclusive"
+
+
+def test_every_column_type_is_checked_and_stored(home):
+    service = {
+        "id": "iom", "name": "Integrated offender management",
+        "return": {"type": "iom_cohort", "period_column": "joined_date", "unique": ["case_ref"],
+                   "columns": [{"name": "contract_id", "type": "text", "required": True},
+                               {"name": "case_ref", "type": "text", "required": True},
+                               {"name": "person_id", "type": "person_key", "required": True},
+                               {"name": "joined_date", "type": "date", "required": True},
+                               {"name": "first_contact_at", "type": "datetime"},
+                               {"name": "contacts", "type": "int", "min": 0, "max": 100},
+                               {"name": "risk_score", "type": "float", "min": 0, "max": 1},
+                               {"name": "housed", "type": "yn"}]},
+        "kpis": [{"code": "iom_housed", "name": "Housed", "direction": "higher", "denominator": {"all": True},
+                  "numerator": {"column_in": {"column": "housed", "values": ["Y"]}}}],
+    }
+    with session_scope(home) as session:
+        session.add(Contract(id="DOR-IOM", area_code=AREA, provider_id=PROVIDER, service_type="iom", name="IOM",
+                             start_date=date(2024, 1, 1), end_date=date(2027, 12, 31), annual_value_gbp=1))
+        save_services(session, [parse_service(service)])
+    header = "contract_id,case_ref,person_id,joined_date,first_contact_at,contacts,risk_score,housed\n"
+    bad = header + "DOR-IOM,C1,P1,2024-03-01,2024-03-02,2.5,1.5,yes\n"
+    assert _drop(home, f"{PROVIDER}_iom_cohort_2024-03.csv", bad).rejected == 1
+    with session_scope(home) as session:
+        codes = {(i.column, i.code) for i in session.exec(select(ValidationIssue)).all()}
+    assert codes == {("first_contact_at", "bad_datetime"), ("contacts", "not_a_number"),
+                     ("risk_score", "out_of_range"), ("housed", "not_allowed")}
+    good = header + "DOR-IOM,C1,P1,2024-03-01,2024-03-02 09:30,3,0.25,Y\nDOR-IOM,C2,P2,2024-03-04,,,,N\n"
+    assert _drop(home, f"{PROVIDER}_iom_cohort_2024-03_v2.csv", good).accepted == 1
+    pipeline.derive(home)
+    with session_scope(home) as session:
+        rows = session.execute(text("SELECT first_contact_at, contacts, risk_score, housed FROM declared_iom_cohort "
+                                    "ORDER BY case_ref")).all()
+        value = session.exec(select(KpiValue).where(KpiValue.measure_code == "iom_housed")).one()
+    assert str(rows[0][0]).startswith("2024-03-02 09:30") and rows[0][1:] == (3, 0.25, "Y")
+    assert rows[1] == (None, None, None, "N")
+    assert (value.numerator, value.denominator) == (1, 2)

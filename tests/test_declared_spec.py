@@ -198,3 +198,12 @@ def test_save_and_load_services(tmp_path):
         columns = {c["name"] for c in inspect(session.connection()).get_columns("declared_womens_referrals")}
         assert load_services(session)["womens_centre"].column("closed_date").type == "date"
     assert {"closed_date", "cd__closed_date__referral_date", "wd__closed_date__first_seen_date"} <= columns
+
+    # A column's type cannot change under stored rows.
+    retyped = copy.deepcopy(wider)
+    retyped["return"]["columns"][4]["type"] = "int"
+    del retyped["return"]["columns"][4]["allowed"]
+    del retyped["kpis"][1]
+    with pytest.raises(ServiceSpecError, match="column 'outcome' is stored as text, not int"):
+        with session_scope(settings) as session:
+            save_services(session, [parse_service(retyped)])
