@@ -522,3 +522,17 @@ def test_cli_proposes_a_mapping_then_reads_through_the_stored_one(office, tmp_pa
     assert data["mapping_sha256"] == parse_mapping(DECLARED).sha256
     with session_scope(office) as session:
         assert session.exec(select(Submission)).first() is None, "trying a file stores nothing"
+
+
+def test_the_readme_example_mapping_is_valid_and_documents_every_key():
+    from pathlib import Path
+
+    from contracts.mapping import MAPPING_KEYS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("**Returns as providers really send them: mappings.**", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    form = yaml.safe_load(block)["providers"][0]["mappings"][0]
+    mapping = parse_mapping(form, key="providers[0].mappings[0]")
+    assert set(form) == set(MAPPING_KEYS) and mapping.to_dict() == form
+    assert mapping.value_maps["ete_on_release"] == {"Yes": "Y", "No": "N"}
