@@ -25,7 +25,7 @@ def upgrade() -> None:
     op.create_table(
         'register_apply',
         sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('applied_at', sa.DateTime(), nullable=False),
+        sa.Column('applied_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
         sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column('effective_date', sa.Date(), nullable=False),
