@@ -93,6 +93,9 @@ def check_register_file(settings: Settings, path: Path, *, effective=None) -> di
     from contracts.register import check_file
 
     checked = check_file(path)
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {"file": str(path), "valid": True, "against_database": False, "notes": checked.notes}  # nothing created
     try:
         ensure_schema(settings)
     except ConfigError:

@@ -271,6 +271,9 @@ def test_init_makes_an_empty_home_whose_template_is_valid(tmp_path):
     assert not any((home / "var" / "drop").iterdir())
     readme = (home / "README.txt").read_text()
     assert "register check" in readme and "register apply" in readme and "cjmonitor run" in readme
+    checked_cli = CliRunner().invoke(cli, ["register", "check", str(home / "register.yaml"), "--home", str(home)])
+    assert checked_cli.exit_code == 0 and "valid" in checked_cli.output
+    assert not (home / "var" / "cjmonitor.db").exists()  # check writes nothing, not even an empty database
     checked = check_file(home / "register.yaml")
     assert list(checked.services) == ["womens_centre"] and checked.kpi_codes["DOR-WC-2025"] == ["wc_seen_5wd", "wc_completed"]
     again = CliRunner().invoke(cli, ["init", str(home)])
