@@ -54,13 +54,13 @@ def phase_baseline(path: Path, db: Path) -> dict:
 def phase_cjmonitor(path: Path, home: Path) -> dict:
     from cjmonitor import pipeline
     from cjmonitor.db import session_scope
-    from cjmonitor.demo import build_world
+    from cjmonitor.demo import build_world, load_world
     from cjmonitor.settings import get_settings
     from contracts.ingest import ingest_file
 
     settings = get_settings(home)
     pipeline.upgrade_db(settings)
-    pipeline.load_world_reference(settings, build_world(seed=1, areas=5, months=24))
+    load_world(settings, build_world(seed=1, areas=5, months=24))
     settings.ensure_dirs()
     key = settings.pseudonymisation_key()
     started = time.perf_counter()

@@ -56,7 +56,7 @@ def _peak_rss_mb() -> float:
 def phase_setup(home: Path, args) -> dict:
     """Generate the world into a staging folder, load every month but the last, stage the last month."""
     from cjmonitor import pipeline
-    from cjmonitor.demo import generate_world
+    from cjmonitor.demo import generate_world, load_world
     from cjmonitor.settings import get_settings
     from contracts.returns import parse_file_name
 
@@ -66,7 +66,7 @@ def phase_setup(home: Path, args) -> dict:
     pipeline.upgrade_db(settings)
     world = generate_world(staging, settings.truth_path, seed=args.seed, areas=args.areas, months=args.months,
                            scale=args.scale)
-    pipeline.load_world_reference(settings, world)
+    load_world(settings, world)
     generated = time.perf_counter() - started
     last = world.period(args.months - 1)
     files = sorted(p for p in staging.iterdir() if p.is_file())

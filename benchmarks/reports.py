@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from cjmonitor import pipeline  # noqa: E402
+from cjmonitor.demo import load_world  # noqa: E402
 from cjmonitor.documents import KINDS, render_documents, render_one  # noqa: E402
 from cjmonitor.settings import get_settings  # noqa: E402
 from reports.pdf import engine as pdf_engine  # noqa: E402
@@ -46,7 +47,7 @@ def build_world(home: Path) -> None:
     settings = get_settings(home)
     pipeline.upgrade_db(settings)
     world = generate_world(settings.drop_dir, settings.truth_path)
-    pipeline.load_world_reference(settings, world)
+    load_world(settings, world)
     pipeline.ingest(settings)
     pipeline.derive(settings)
     pipeline.judge(settings)

@@ -184,8 +184,8 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     started = time.perf_counter()
     first_stage = len(progress.timings())
     with progress.stage("Starting (loading the statistics stack)"):  # progress from the first second
-        from cjmonitor.demo import generate_world
-        from cjmonitor.pipeline import load_world_reference, run_all, upgrade_db
+        from cjmonitor.demo import generate_world, load_world
+        from cjmonitor.pipeline import run_all, upgrade_db
 
     settings = _settings(home)
     if settings.drop_dir.exists() and any(settings.drop_dir.iterdir()):
@@ -194,18 +194,13 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
         upgrade_db(settings)
     world = generate_world(settings.drop_dir, settings.truth_path, seed=seed, areas=areas, months=months,
                            start=start, scale=scale)
-    from cjmonitor.db import session_scope
-    from cjmonitor.distribute import demo_recipients
-
-    with progress.stage("Loading contracts, targets and recipients"):
-        load_world_reference(settings, world)
-        with session_scope(settings) as session:
-            demo_recipients(session)
+    with progress.stage("Loading the register: contracts, targets and recipients"):
+        load_world(settings, world)  # the world's register, applied through the same front door as an office's
     result = run_all(settings)
     from reports.specs import write_spec_documents
 
     with progress.stage("Writing return specs and templates"):
-        write_spec_documents(settings.out_dir / "specs")
+        write_spec_documents(settings.out_dir / "specs", _declared_services(str(settings.home)))
     from cjmonitor.documents import render_documents
 
     # Every evidence pack and monthly report for the latest period, across every core; the index last.
@@ -373,9 +368,77 @@ def returns_show(home, submission_id, as_json) -> None:
     click.echo(f"  status {data['status']}{' (current)' if data['is_current'] else ''}; received {data['received_at']}"
                f"{' LATE' if data['is_late'] else ''}; {data['rows']} rows; {_count(data['errors'], 'error')}, {_count(data['warnings'], 'warning')}")
     click.echo(f"  source {data['source']}; sha256 {data['sha256']}")
+    if data.get("mapping_json"):
+        click.echo(f"  read through the provider's mapping {data['mapping_sha256']}: {data['mapping_json']}")
+    else:
+        click.echo("  read as the template (no provider mapping)")
     for i in issues:
         where = f"row {i['row']}" if i["row"] is not None else "file"
         click.echo(f"  {i['severity']:<7} {where:<9} {i['column'] or '':<26} {i['code']:<18} {i['message']}")
+
+
+@returns.command("mapping")
+@HOME_OPTION
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "return_type", default=None, help="Return type (default: from the file name).")
+@click.option("--provider", default=None, help="Provider id (default: from the file name).")
+@JSON_OPTION
+def returns_mapping(home, path, return_type, provider, as_json) -> None:
+    """How a provider's file would be read: through the provider's mapping in the register if it has one,
+    else what it looks like and the mapping to add (YAML). Reads the file only; stores nothing."""
+    from cjmonitor.errors import InputFileError
+    from contracts.mapping import MappingReadError, apply_mapping, load_mappings, propose_mapping
+    from contracts.returns import SPECS, parse_file_name
+
+    named = parse_file_name(path.name)
+    return_type = return_type or (named.return_type if named else None)
+    provider = provider or (named.provider_id if named else None)
+    if return_type not in SPECS:
+        raise InputFileError(f"{path.name}: say which return it is with --type (one of {', '.join(SPECS)})")
+    spec = SPECS[return_type]
+    mapping = None
+    if provider:
+        from cjmonitor.db import session_scope
+        from cjmonitor.errors import ConfigError
+        from cjmonitor.pipeline import ensure_schema
+
+        settings = _settings(home)
+        try:
+            ensure_schema(settings)
+        except ConfigError:
+            settings = None  # no database in this home yet: nothing stored to read through, so propose
+        if settings is not None:
+            with session_scope(settings) as session:
+                mapping = load_mappings(session, provider, {return_type: spec}, return_type).get(return_type)
+    try:
+        if mapping is not None:
+            frame = apply_mapping(path, mapping, spec)
+            data = {"file": path.name, "return_type": return_type, "provider": provider, "mapping_sha256": mapping.sha256,
+                    "sheet": frame.attrs["sheet"], "header_row": frame.attrs["header_row"], "records": len(frame),
+                    "columns": list(frame.columns), "notes": [m for _, m in frame.attrs["notes"]]}
+        else:
+            proposal = propose_mapping(path, spec, provider)
+            data = {"file": path.name, "return_type": return_type, "provider": provider, "mapping_sha256": None,
+                    "sheet": proposal.sheet, "header_row": proposal.header_row, "looks_like_the_return": proposal.plausible,
+                    "guesses": [{"header": g.header, "column_letter": g.letter, "column": g.column, "score": g.score}
+                                for g in proposal.guesses],
+                    "missing_required": list(proposal.missing_required), "proposal": proposal.lines(), "yaml": proposal.yaml}
+    except MappingReadError as problem:
+        raise InputFileError(f"{path.name}: {problem.message}") from None
+    if as_json:
+        _echo_json(data)
+        return
+    if mapping is not None:
+        where = f"sheet '{data['sheet']}', " if data["sheet"] is not None else ""
+        click.echo(f"{path.name}: read through {provider}'s mapping {mapping.sha256[:12]}: {where}header on row "
+                   f"{data['header_row']}; {data['records']} records; columns {', '.join(data['columns'])}")
+        for note in data["notes"]:
+            click.echo(f"  note: {note}")
+        return
+    for line in data["proposal"]:
+        click.echo(line)
+    click.echo("")
+    click.echo(data["yaml"], nl=False)
 
 
 @returns.command("status")
@@ -705,29 +768,53 @@ def list_contracts(home, as_json) -> None:
             click.echo(f"{row['id']:<16} {row['provider_id']:<28} {row['name']}")
 
 
+def _declared_services(home: str | None) -> list:
+    """The local services declared in the home's database; none when the home has no database yet."""
+    from sqlalchemy import inspect
+
+    from cjmonitor.db import get_engine, session_scope
+    from contracts.declared import load_services
+
+    settings = _settings(home)
+    if settings.database_url.startswith("sqlite:///") and not Path(settings.database_url[len("sqlite:///"):]).exists():
+        return []
+    if not inspect(get_engine(settings)).has_table("declared_service"):
+        return []
+    with session_scope(settings) as session:
+        return list(load_services(session).values())
+
+
 @cli.command()
 @click.argument("return_type", required=False)
 @click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write a Markdown and HTML page and CSV/XLSX templates per return type into this folder.")
+@HOME_OPTION
 @JSON_OPTION
-def specs(return_type, write_dir, as_json) -> None:
-    """Print the declared spec of each return type (columns, types, rules), or of one."""
+def specs(return_type, write_dir, home, as_json) -> None:
+    """Print the declared spec of each return type (columns, types, rules), or of one.
+
+    Local services declared in the home's register are included, with their KPIs.
+    """
     from dataclasses import asdict
 
     from contracts.returns import SPECS
 
+    services = _declared_services(home)
     if write_dir is not None:
         from reports.specs import write_spec_documents
 
-        written = write_spec_documents(write_dir)
+        written = write_spec_documents(write_dir, services)
         click.echo(f"wrote {len(written)} files into {write_dir}; providers start at {write_dir / 'index.html'}")
         return
 
-    if return_type is not None and return_type not in SPECS:
-        raise click.BadParameter(f"unknown return type {return_type!r}; choose from {', '.join(SPECS)}")
-    chosen = [SPECS[return_type]] if return_type else list(SPECS.values())
+    every = {**SPECS, **{service.return_type: service.return_spec for service in services}}
+    kpis = {service.return_type: [kpi.to_dict() for kpi in service.kpis] for service in services}
+    if return_type is not None and return_type not in every:
+        raise click.BadParameter(f"unknown return type {return_type!r}; choose from {', '.join(every)}")
+    chosen = [every[return_type]] if return_type else list(every.values())
     if as_json:
-        _echo_json([asdict(spec) for spec in chosen])
+        _echo_json([{**asdict(spec), **({"kpis": kpis[spec.return_type]} if spec.return_type in kpis else {})}
+                    for spec in chosen])
         return
     for spec in chosen:
         click.echo(f"{spec.return_type} ({spec.grain}, {spec.frequency}): {spec.description}")
@@ -742,6 +829,8 @@ def specs(return_type, write_dir, as_json) -> None:
                 rules.append(f"<= {column.maximum:g}")
             flag = "required" if column.required else "optional"
             click.echo(f"  {column.name:<30} {column.kind:<9} {flag:<9} {'; '.join(rules)}  {column.description}")
+        for kpi in kpis.get(spec.return_type, []):
+            click.echo(f"  KPI {kpi['code']}: {kpi['name']} ({kpi['direction']} is better)")
         click.echo("")
 
 
@@ -767,7 +856,8 @@ def _register_top_level_commands() -> None:
     """Attach command modules that add top-level commands (reports, packs) when present in this build."""
     import importlib
 
-    for module_name in ("cjmonitor.cli_reports", "cjmonitor.cli_contracts", "cjmonitor.cli_system"):
+    for module_name in ("cjmonitor.cli_reports", "cjmonitor.cli_contracts", "cjmonitor.cli_register",
+                        "cjmonitor.cli_system"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -724,6 +724,81 @@ def _write_cohorts(world: World, drop_dir: Path) -> list[str]:
     return files
 
 
+# ---------------------------------------------------------------- the world's register
+
+
+def world_register(world: World) -> dict:
+    """The register of the demo world's office: what a real office writes, made from the world.
+
+    Every contract carries its framework's KPIs at their default terms, the PbR terms for CRC contracts,
+    and the world's injected changes as dated variations (a renegotiation and a service redesign).
+    """
+    start = month_start(world.start)
+    end = date(start.year + 5, start.month, 1)
+    variations: dict[str, list[dict]] = {}
+    for effect in world.truth["its_effects"]:
+        variations.setdefault(effect["contract_id"], []).append({
+            "date": month_start(effect["intervention"]), "kind": "renegotiation", "kpi": effect["measure"],
+            "description": f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: sentence-planning resources "
+                           "increased and the service level restated."})
+    crc_of_area = {c.area.code: c.id for c in world.contracts if c.service_type == "crc"}
+    for effect in world.truth["synth_effects"]:
+        variations.setdefault(crc_of_area[effect["area_code"]], []).append({
+            "date": month_start(effect["intervention"]), "kind": "service_redesign", "kpi": effect["measure"],
+            "description": f"The area redesigned its probation pathway from {effect['intervention']} (co-commissioned "
+                           "completion support); other areas did not."})
+    contracts = []
+    for contract in world.contracts:
+        crc = contract.service_type == "crc"
+        kpis = [{"code": m.code, "target": m.default_target, "tolerance": m.default_tolerance,
+                 "min_volume": m.min_volume, "service_credit_pct": m.service_credit_pct}
+                for m in measures_for(contract.service_type) + (measures_for("reoffending") if crc else [])]
+        payment = {"service_credit_cap_pct": 10.0}
+        if crc:
+            payment.update({"pbr_price_per_reoffender_gbp": 3000.0, "pbr_threshold_points": 2.0,
+                            "pbr_requires_significance": True, "pbr_frequency_price_gbp": 800.0,
+                            "pbr_frequency_threshold_pct": 10.0})
+        contracts.append({
+            "id": contract.id, "name": f"{SERVICE_NAMES[contract.service_type]}: {contract.area.name}",
+            "area": contract.area.code, "provider": contract.provider_id, "service": contract.service_type,
+            "start": start, "end": end, "annual_value_gbp": contract.annual_value_gbp, "kpis": kpis,
+            "payment": payment, "variations": sorted(variations.get(contract.id, []), key=lambda v: v["date"]),
+        })
+    recipients = []
+    for area in sorted(world.areas, key=lambda a: a.code):
+        slug = area.name.lower().replace(" and ", "-").replace(" ", "-")
+        recipients.append({"email": f"opcc@{slug}.example.org", "name": f"Office of the commissioner, {area.name}",
+                           "scopes": [f"area:{area.code}"]})
+        recipients.append({"email": f"contracts@{slug}.example.org", "name": f"Contract management team, {area.name}",
+                           "scopes": sorted(f"contract:{c.id}" for c in world.contracts if c.area.code == area.code)})
+    for provider_id, name, _kind, _service, _regions in sorted(world.providers):
+        recipients.append({"email": f"performance@{provider_id}.example.org", "name": f"Performance team, {name}",
+                           "scopes": [f"provider:{provider_id}"]})
+    return {
+        "office": {"name": "Synthetic demo office (all areas of the generated world)",
+                   "areas": [area.code for area in world.areas]},
+        "providers": [{"id": pid, "name": name, "kind": kind,
+                       "return_mode": "aggregate" if pid in AGGREGATE_PROVIDERS else "person"}
+                      for pid, name, kind, _service, _regions in world.providers],
+        "services": [],
+        "contracts": contracts,
+        "recipients": recipients,
+    }
+
+
+def load_world(settings, world: World, path: Path | None = None) -> dict:
+    """Write the world's register (``var/register.yaml`` by default) and apply it as any office would."""
+    from cjmonitor.pipeline import apply_register_file
+    from contracts.register import to_yaml
+
+    path = path or settings.var_dir / "register.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_yaml(world_register(world), header=(
+        f"# The register of the synthetic demo world (seed {world.seed}, {len(world.areas)} areas, from {world.start}).\n"
+        "# Written by `cjmonitor demo`; applied with `cjmonitor register apply`, like any office's.\n")))
+    return apply_register_file(settings, path)
+
+
 def all_measures() -> list[str]:
     return [measure.code for measure in MEASURES]
 

@@ -76,7 +76,7 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
     is doing; a PDF engine's own processes are not in it). ``cache``: results shared by one run's documents."""
     cache = cache if cache is not None else _run_cache
     from cjmonitor.db import session_scope
-    from cjmonitor.pipeline import code_version
+    from cjmonitor.state import code_version
 
     started, cpu = time.perf_counter(), time.process_time()
     version = code_version()
@@ -112,11 +112,11 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
 
     ``workers``: processes to use (default: ``default_workers()``; 1 renders in this process, serially).
     """
-    from cjmonitor import pipeline
+    from cjmonitor import state
 
-    period = period or pipeline.latest_period(settings)
-    contracts = contracts if contracts is not None else pipeline.contract_ids(settings)
-    areas = areas if areas is not None else pipeline.area_codes(settings)
+    period = period or state.latest_period(settings)
+    contracts = contracts if contracts is not None else state.contract_ids(settings)
+    areas = areas if areas is not None else state.area_codes(settings)
     tasks = [(kind, key) for kind in kinds for key in (areas if kind == "monthly_report" else contracts)]
     workers = max(1, workers or default_workers())
     documents: dict[str, list[str]] = {kind: [] for kind in kinds}
@@ -143,8 +143,20 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
                 documents[kind] += paths
                 seconds[kind].append(took)
                 cpu[kind].append(used)
-    index = pipeline.render_index_only(settings, period)
+    index = render_index_page(settings, period)
     wall = time.perf_counter() - started
     log.info("rendered %d documents for %s in %.1f s with %d processes", sum(map(len, documents.values())), period, wall, workers)
     return RenderResult(period=period, documents={k: sorted(v) for k, v in documents.items()}, task_seconds=seconds,
                         task_cpu_seconds=cpu, wall_seconds=wall, workers=workers, index=index)
+
+
+def render_index_page(settings: Settings, period: str) -> str:
+    """The front page for ``period`` (reports.scorecard.render_index keeps ``index.html`` on the latest month
+    when ``period`` is a backfill of an earlier one, and writes that month's ``index-YYYY-MM.html``)."""
+    from cjmonitor.db import session_scope
+    from cjmonitor.state import code_version, keep_creation_times
+    from contracts.models import Artifact
+    from reports.scorecard import render_index
+
+    with session_scope(settings) as session, keep_creation_times(session, Artifact):
+        return str(render_index(session, settings.out_dir, period, code_version=code_version()))

@@ -8,89 +8,43 @@ twice changes nothing.
 from __future__ import annotations
 
 import logging
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
-from functools import cache
-from importlib import metadata
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import delete, insert, update
-from sqlalchemy import select as select_rows
 from sqlmodel import Session, select
 
 from cjmonitor import progress
 from cjmonitor.db import session_scope
-from cjmonitor.errors import NotFoundError
-from cjmonitor.migrate import ensure_schema  # noqa: F401  (re-exported: callers import it from here)
+from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
-from contracts.catalogue import MEASURES, SERVICE_NAMES, measures_for
+from cjmonitor.state import (  # noqa: F401  (steps and DAGs call these as pipeline.<name>)
+    area_codes,
+    code_version,
+    contract_ids,
+    ensure_schema,
+    keep_creation_times,
+    latest_period,
+    provider_ids,
+    recipient_ids,
+)
 from contracts.ingest import IngestOutcome, ingest_file
-from contracts.judge import judge_frame, spc_columns, target_periods
+from contracts.judge import judge_all
 from contracts.kpis import derive_kpis
 from contracts.models import (
     Area,
     Artifact,
     Contract,
-    ContractVariation,
     Finding,
     Judgement,
-    KpiValue,
-    Measure,
-    PaymentTerms,
     Provider,
     Submission,
-    Target,
 )
 from contracts.returns import parse_file_name
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@cache
-def code_version() -> str:
-    """Package version plus the git commit when running from a checkout."""
-    version = metadata.version("cjmonitor")
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.debug("git commit unavailable: %s", exc)
-        commit = ""
-    return f"{version}+{commit}" if commit else version
-
-
-# ------------------------------------------------------------------ idempotency
-
-
-@contextmanager
-def keep_creation_times(session: Session, model: type[Finding] | type[Artifact]) -> Iterator[None]:
-    """Rows that a step deletes and writes again with the same content keep their first ``created_at``.
-
-    Findings and artifacts are replaced (delete, insert) on every run; without this a rerun that changes
-    nothing would still restamp every row. A row whose content changed (another estimate, a document with
-    other bytes) gets its new time.
-    """
-    table = model.__table__
-
-    def content(row) -> tuple:
-        return tuple((k, str(v)) for k, v in sorted(row.items()) if k not in ("id", "created_at"))
-
-    connection = session.connection()
-    first_seen: dict[tuple, datetime] = {}
-    for row in connection.execute(select_rows(table)).mappings():
-        first_seen.setdefault(content(row), row["created_at"])
-    yield
-    session.flush()
-    for row in connection.execute(select_rows(table)).mappings().all():
-        earlier = first_seen.get(content(row))
-        if earlier is not None and row["created_at"] != earlier:
-            session.execute(update(table).where(table.c.id == row["id"]).values(created_at=earlier))
 
 
 # ------------------------------------------------------------------ database
@@ -106,77 +60,58 @@ def upgrade_db(settings: Settings) -> None:
     command.upgrade(alembic_config(settings), "head")
 
 
-# ------------------------------------------------------------------ reference data
+# ------------------------------------------------------------------ reference data: the register
 
 
-def load_world_reference(settings: Settings, world) -> None:
-    """Areas, providers, contracts, variations, the KPI catalogue and targets of a generated world (idempotent)."""
-    from cjmonitor.demo import AGGREGATE_PROVIDERS, ITS_MONTH, month_label, month_start
+def apply_register_file(settings: Settings, path: Path, *, effective=None, dry_run: bool = False) -> dict:
+    """Check a register file and apply it in one transaction (all or nothing); returns the diff."""
+    from contracts.register import apply_register, check_file
 
-    start = month_start(world.start)
+    ensure_schema(settings)
+    checked = check_file(path)
+    if dry_run:
+        return _dry_run(settings, checked, effective).to_dict()
     with session_scope(settings) as session:
-        for measure in MEASURES:
-            session.merge(Measure(code=measure.code, service_type=measure.service_type, name=measure.name,
-                                  definition=measure.definition, numerator=measure.numerator,
-                                  denominator=measure.denominator, direction=measure.direction,
-                                  unit=measure.unit, sql_name=measure.sql_name))
-        for area in world.areas:
-            session.merge(Area(code=area.code, name=area.name, region=area.region,
-                               commissioner_type=area.commissioner_type, population_m=area.population_m))
-        for provider_id, name, kind, _service, _regions in world.providers:
-            mode = "aggregate" if provider_id in AGGREGATE_PROVIDERS else "person"
-            session.merge(Provider(id=provider_id, name=name, kind=kind, return_mode=mode))
-        session.flush()
-        for contract in world.contracts:
-            session.merge(Contract(
-                id=contract.id, area_code=contract.area.code, provider_id=contract.provider_id,
-                service_type=contract.service_type,
-                name=f"{SERVICE_NAMES[contract.service_type]}: {contract.area.name}",
-                start_date=start, end_date=date(start.year + 5, start.month, 1) ,
-                annual_value_gbp=contract.annual_value_gbp,
-            ))
-        session.flush()
-        existing_targets = {(t.contract_id, t.measure_code, t.valid_from) for t in session.exec(select(Target)).all()}
-        for contract in world.contracts:
-            service_measures = measures_for(contract.service_type)
-            if contract.service_type == "crc":
-                service_measures += measures_for("reoffending")
-            for measure in service_measures:
-                if (contract.id, measure.code, start) in existing_targets:
-                    continue
-                session.add(Target(contract_id=contract.id, measure_code=measure.code, valid_from=start,
-                                   value=measure.default_target, tolerance=measure.default_tolerance,
-                                   min_volume=measure.min_volume, service_credit_pct=measure.service_credit_pct))
-        existing_terms = {t.contract_id for t in session.exec(select(PaymentTerms)).all()}
-        for contract in world.contracts:
-            if contract.id in existing_terms:
-                continue
-            crc = contract.service_type == "crc"
-            session.add(PaymentTerms(contract_id=contract.id, valid_from=start, service_credit_cap_pct=10.0,
-                                     pbr_price_per_reoffender_gbp=3000.0 if crc else 0.0,
-                                     pbr_threshold_points=2.0 if crc else 0.0, pbr_requires_significance=True,
-                                     pbr_frequency_price_gbp=800.0 if crc else 0.0,
-                                     pbr_frequency_threshold_pct=10.0 if crc else 0.0))
-        variations = [
-            (effect["contract_id"], month_start(effect["intervention"]), "renegotiation", effect["measure"],
-             f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: sentence-planning resources "
-             "increased and the service level restated.")
-            for effect in world.truth["its_effects"]
-        ]
-        crc_of_area = {c.area.code: c.id for c in world.contracts if c.service_type == "crc"}
-        variations += [
-            (crc_of_area[effect["area_code"]], month_start(effect["intervention"]), "service_redesign", effect["measure"],
-             f"The area redesigned its probation pathway from {effect['intervention']} (co-commissioned "
-             "completion support); other areas did not.")
-            for effect in world.truth["synth_effects"]
-        ]
-        for contract_id, when, kind, measure_code, description in variations:
-            found = session.exec(select(ContractVariation).where(
-                ContractVariation.contract_id == contract_id, ContractVariation.effective_date == when,
-                ContractVariation.kind == kind)).first()
-            if found is None:
-                session.add(ContractVariation(contract_id=contract_id, effective_date=when, kind=kind,
-                                              measure_code=measure_code, description=description))
+        result = apply_register(session, checked, effective=effective)
+    return result.to_dict()
+
+
+def _dry_run(settings: Settings, checked, effective):
+    """Apply in a transaction that is always rolled back: what would change, with nothing written."""
+    from cjmonitor.db import get_engine
+    from contracts.register import apply_register
+
+    session = Session(get_engine(settings), expire_on_commit=False)
+    try:
+        return apply_register(session, checked, effective=effective, dry_run=True)
+    finally:
+        session.rollback()
+        session.close()
+
+
+def check_register_file(settings: Settings, path: Path, *, effective=None) -> dict:
+    """Validate a register; when the database exists, also try it against what is stored (rolled back)."""
+    from contracts.register import check_file
+
+    checked = check_file(path)
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {"file": str(path), "valid": True, "against_database": False, "notes": checked.notes}  # nothing created
+    try:
+        ensure_schema(settings)
+    except ConfigError:
+        return {"file": str(path), "valid": True, "against_database": False, "notes": checked.notes}
+    result = _dry_run(settings, checked, effective)
+    return {"file": str(path), "valid": True, "against_database": True, "would_change": result.counts(),
+            "notes": checked.notes}
+
+
+def export_register_data(settings: Settings) -> dict:
+    from contracts.register import export_register
+
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        return export_register(session)
 
 
 # ------------------------------------------------------------------ ingest
@@ -249,9 +184,13 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
     settings.ensure_dirs()
     key = settings.pseudonymisation_key()
     summary = IngestSummary()
+    from contracts.declared import return_types
+
+    with session_scope(settings) as session:
+        types = return_types(session)
     candidates = list(_candidates(settings, source_name, paths, summary))
     for path, source_label, source in progress.track(candidates, "Ingesting returns"):
-        parsed = parse_file_name(path.name)
+        parsed = parse_file_name(path.name, types)
         if provider_id is not None and (parsed is None or parsed.provider_id != provider_id):
             continue
         if source is not None and parsed is not None and not source.accepts(parsed.provider_id):
@@ -269,7 +208,7 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
                     settings.out_dir, file_name=outcome.file_name, provider_name=provider.name,
                     return_type=outcome.return_type, period=outcome.period, submission_id=submission.id,
                     sha256=submission.sha256, received_at=submission.received_at.strftime("%Y-%m-%d %H:%M"),
-                    issues=outcome.issues)
+                    issues=outcome.issues, proposed_mapping=outcome.proposed_mapping)
                 summary.error_reports.append(str(html))
         if outcome.status in ("unrecognised", "refused"):
             log.warning("%s not loaded: %s", outcome.file_name, outcome.message)
@@ -299,41 +238,14 @@ def month_before(moment: datetime) -> str:
 def derive(settings: Settings) -> int:
     ensure_schema(settings)
     with progress.stage("Deriving KPIs"), session_scope(settings) as session:
-        return derive_kpis(session)
+        return derive_kpis(session, home=settings.home, alpha=settings.alpha)
 
 
 def judge(settings: Settings) -> int:
     """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
     ensure_schema(settings)
     with progress.stage("Judging KPIs against targets"), session_scope(settings) as session:
-        values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
-        session.execute(delete(Judgement))
-        if values.empty:
-            return 0
-        # Derived from records wins over provider-reported for the same contract x measure x month.
-        values["rank"] = (values["source"] != "derived").astype(int)
-        values = values.sort_values("rank").drop_duplicates(["contract_id", "measure_code", "period"])
-        targets = target_periods(session)
-        merged = values.merge(targets[["contract_id", "measure_code", "from_period", "to_period", "value",
-                                       "tolerance", "min_volume"]].rename(columns={"value": "target"}),
-                              on=["contract_id", "measure_code"], how="inner")
-        merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
-        merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
-        directions = {m.code: m.direction for m in MEASURES}
-        merged["direction"] = merged["measure_code"].map(directions)
-        judged = judge_frame(merged, settings.alpha)
-        breaks: dict[tuple[str, str], list[str]] = {}
-        for variation in session.exec(select(ContractVariation)).all():
-            codes = [variation.measure_code] if variation.measure_code else list(directions)
-            for code in codes:
-                breaks.setdefault((variation.contract_id, code), []).append(variation.effective_date.strftime("%Y-%m"))
-        judged = spc_columns(judged, breaks)
-        columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
-                   "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation"]
-        records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
-        if records:
-            session.execute(insert(Judgement), records)
-        return len(records)
+        return judge_all(session, settings.alpha)
 
 
 # ------------------------------------------------------------------ analyse
@@ -358,33 +270,6 @@ def analyse(settings: Settings) -> dict:
 
 
 # ------------------------------------------------------------------ render
-
-
-def latest_period(settings: Settings) -> str:
-    ensure_schema(settings)
-    with session_scope(settings) as session:
-        periods = session.exec(select(Judgement.period).distinct()).all()
-    monthly = sorted(p for p in periods)
-    if not monthly:
-        raise NotFoundError("no judged KPI values yet: run ingest, derive and judge first (or `cjmonitor demo`)")
-    return monthly[-1]
-
-
-def contract_ids(settings: Settings) -> list[str]:
-    with session_scope(settings) as session:
-        return list(session.exec(select(Contract.id).order_by(Contract.id)).all())
-
-
-def provider_ids(settings: Settings) -> list[str]:
-    with session_scope(settings) as session:
-        return list(session.exec(select(Provider.id).order_by(Provider.id)).all())
-
-
-def recipient_ids(settings: Settings) -> list[int]:
-    from contracts.models import Recipient
-
-    with session_scope(settings) as session:
-        return list(session.exec(select(Recipient.id).where(Recipient.active).order_by(Recipient.id)).all())
 
 
 def render_contract(settings: Settings, contract_id: str, period: str) -> str:
@@ -466,18 +351,11 @@ def provider_bundle(settings: Settings, provider_id: str, period: str) -> dict:
             "documents": [{"contract_id": d["contract_id"], "kind": d["kind"]} for d in documents]}
 
 
-def area_codes(settings: Settings) -> list[str]:
-    with session_scope(settings) as session:
-        return list(session.exec(select(Area.code).order_by(Area.code)).all())
-
-
 def render_index_only(settings: Settings, period: str) -> str:
-    """The front page for ``period`` (reports.scorecard.render_index keeps ``index.html`` on the latest month
-    when ``period`` is a backfill of an earlier one, and writes that month's ``index-YYYY-MM.html``)."""
-    from reports.scorecard import render_index
+    """The front page for ``period`` (see ``cjmonitor.documents.render_index_page``)."""
+    from cjmonitor.documents import render_index_page
 
-    with session_scope(settings) as session, keep_creation_times(session, Artifact):
-        return str(render_index(session, settings.out_dir, period, code_version=code_version()))
+    return render_index_page(settings, period)
 
 
 # ------------------------------------------------------------------ the whole run

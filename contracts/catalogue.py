@@ -1,14 +1,27 @@
 """The KPI catalogue: definitions are data, derivations are named SQL files in ``sql/``.
 
+The definitions live in the framework files ``contracts/frameworks/*.yaml`` (CRC Schedule 9, EMS,
+the Probation Service service levels of 2021, Commissioned Rehabilitative Services, health and
+justice), each KPI with its official code per version (``valid_from`` / ``valid_to``), its derivation
+(a named SQL file) and its default terms. This module reads them once.
+
 Each measure is a proportion ``numerator / denominator`` for one contract and one
 month (reoffending: one cohort quarter, labelled by its first month). ``direction``
 says whether higher or lower is better. Default targets seed new contracts; the
 targets actually in force live in the ``target`` table with their history.
+
+``MEASURES`` holds the built-in measures (those with an ``order`` in their framework file), which are
+derived for every contract; the other framework KPIs (``FRAMEWORK_MEASURES``) are derived for the
+contracts whose register names them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+FRAMEWORK_DIR = Path(__file__).resolve().parent / "frameworks"
 
 
 @dataclass(frozen=True)
@@ -28,161 +41,102 @@ class MeasureDef:
     service_credit_pct: float = 0.0
 
 
-MEASURES: tuple[MeasureDef, ...] = (
-    MeasureDef(
-        "crc_first_contact_5wd", "crc", "First appointment within 5 working days",
-        "Orders and licences allocated in the month whose first face-to-face appointment took place within 5 working days of allocation.",
-        "orders allocated in the month with a first appointment within 5 working days",
-        "orders allocated in the month", "higher", "percent", "kpi_crc_first_contact", 0.90, 0.05, 20, 1.0,
-    ),
-    MeasureDef(
-        "crc_plan_15wd", "crc", "Initial sentence plan within 15 working days",
-        "Orders and licences allocated in the month with an initial sentence plan completed within 15 working days of allocation.",
-        "orders allocated in the month with a sentence plan within 15 working days",
-        "orders allocated in the month", "higher", "percent", "kpi_crc_sentence_plan", 0.85, 0.05, 20, 1.5,
-    ),
-    MeasureDef(
-        "crc_orders_completed", "crc", "Orders completed successfully",
-        "Community orders, suspended sentence orders and licences ending in the month that were completed, not revoked for breach or a further offence.",
-        "orders ending in the month that were completed",
-        "orders ending in the month", "higher", "percent", "kpi_crc_orders_completed", 0.70, 0.05, 20, 1.5,
-    ),
-    MeasureDef(
-        "ttg_plan_5wd", "ttg", "Resettlement plan within 5 working days of reception",
-        "People received into custody in the month whose resettlement plan was completed within 5 working days.",
-        "receptions in the month with a resettlement plan within 5 working days",
-        "receptions in the month", "higher", "percent", "kpi_ttg_plan", 0.90, 0.05, 20, 1.0,
-    ),
-    MeasureDef(
-        "ttg_settled_accommodation", "ttg", "Settled accommodation on the first night",
-        "People released in the month who were in settled accommodation on their first night out of custody.",
-        "releases in the month to settled accommodation",
-        "releases in the month", "higher", "percent", "kpi_ttg_accommodation", 0.85, 0.05, 20, 2.0,
-    ),
-    MeasureDef(
-        "ttg_ete_on_release", "ttg", "In employment, education or training on release",
-        "People released in the month who were in employment, education or training on release.",
-        "releases in the month in employment, education or training",
-        "releases in the month", "higher", "percent", "kpi_ttg_ete", 0.15, 0.03, 20, 0.5,
-    ),
-    MeasureDef(
-        "em_tag_24h", "em", "Tag fitted within 24 hours",
-        "Electronic monitoring orders starting in the month whose tag was fitted within 24 hours of the order start.",
-        "orders starting in the month with the tag fitted within 24 hours",
-        "orders starting in the month", "higher", "percent", "kpi_em_tag_fitted", 0.95, 0.03, 20, 1.0,
-    ),
-    MeasureDef(
-        "em_violation_response", "em", "Violations notified within target time",
-        "Violations on orders ending in the month that were notified to the responsible officer within the target time.",
-        "violations notified within the target time",
-        "violations on orders ending in the month", "higher", "percent", "kpi_em_violation_response", 0.90, 0.05, 20, 1.0,
-    ),
-    MeasureDef(
-        "em_orders_completed", "em", "Orders completed without breach",
-        "Electronic monitoring orders ending in the month that were completed without breach or revocation.",
-        "orders ending in the month that were completed",
-        "orders ending in the month", "higher", "percent", "kpi_em_orders_completed", 0.75, 0.05, 20, 1.0,
-    ),
-    MeasureDef(
-        "hl_assessed_5wd", "health", "Assessed within 5 working days of referral",
-        "Referrals received in the month whose assessment was completed within 5 working days.",
-        "referrals in the month assessed within 5 working days",
-        "referrals in the month", "higher", "percent", "kpi_health_assessed", 0.85, 0.05, 20, 1.0,
-    ),
-    MeasureDef(
-        "hl_continuity_21d", "health", "Continuity of care within 21 days of release",
-        "People referred on release from prison with a treatment need who started community treatment within 21 days (3 weeks) of release.",
-        "prison releases referred in the month who started community treatment within 21 days",
-        "prison releases with a treatment need referred in the month", "higher", "percent", "kpi_health_continuity", 0.50, 0.10, 10, 1.0,
-    ),
-    MeasureDef(
-        "hl_treatment_21d", "health", "Substance-misuse treatment started within 21 days",
-        "Substance-misuse referrals received in the month where treatment started within 21 days of referral.",
-        "substance-misuse referrals in the month with treatment started within 21 days",
-        "substance-misuse referrals in the month", "higher", "percent", "kpi_health_treatment", 0.60, 0.05, 20, 1.0,
-    ),
-    MeasureDef(
-        "crc_licence_contact_1wd", "crc", "Licence first appointment within 1 working day of release",
-        "Licences starting in the month whose first face-to-face appointment took place within 1 working day of release.",
-        "licences starting in the month with a first appointment within 1 working day",
-        "licences starting in the month", "higher", "percent", "kpi_crc_licence_contact", 0.90, 0.05, 10, 0.5,
-    ),
-    MeasureDef(
-        "crc_upw_hours_delivered", "crc", "Unpaid work hours delivered on ending orders",
-        "Of the unpaid work hours ordered on orders ending in the month, the share delivered.",
-        "unpaid work hours delivered on orders ending in the month",
-        "unpaid work hours ordered on orders ending in the month", "higher", "percent of hours", "kpi_crc_upw_delivered",
-        0.70, 0.05, 200, 0.5,
-    ),
-    MeasureDef(
-        "crc_licences_completed", "crc", "Licences completed successfully",
-        "Licences ending in the month that were completed without recall or revocation.",
-        "licences ending in the month that were completed",
-        "licences ending in the month", "higher", "percent", "kpi_crc_licences_completed", 0.65, 0.05, 10, 0.5,
-    ),
-    MeasureDef(
-        "ttg_homeless_on_release", "ttg", "Released homeless",
-        "People released in the month who were homeless on their first night out of custody (lower is better).",
-        "releases in the month to no accommodation (homeless)",
-        "releases in the month", "lower", "percent", "kpi_ttg_homeless", 0.10, 0.03, 20, 1.0,
-    ),
-    MeasureDef(
-        "ttg_plan_before_release", "ttg", "Resettlement plan in place before release",
-        "People released in the month who had a resettlement plan completed before their release date.",
-        "releases in the month with a resettlement plan dated before release",
-        "releases in the month", "higher", "percent", "kpi_ttg_plan_before_release", 0.95, 0.03, 20, 0.5,
-    ),
-    MeasureDef(
-        "ttg_accommodation_recorded", "ttg", "Accommodation status recorded",
-        "People released in the month whose first-night accommodation was recorded (not 'unknown' or blank): a data-quality measure.",
-        "releases in the month with accommodation recorded",
-        "releases in the month", "higher", "percent", "kpi_ttg_accommodation_recorded", 0.95, 0.03, 20, 0.0,
-    ),
-    MeasureDef(
-        "em_tag_48h", "em", "Tag fitted within 48 hours",
-        "Electronic monitoring orders starting in the month whose tag was fitted within 48 hours (further attempts).",
-        "orders starting in the month with the tag fitted within 48 hours",
-        "orders starting in the month", "higher", "percent", "kpi_em_tag_48h", 0.99, 0.02, 20, 0.5,
-    ),
-    MeasureDef(
-        "em_breach_rate", "em", "Orders ending in breach",
-        "Electronic monitoring orders ending in the month that ended in breach or revocation (lower is better).",
-        "orders ending in the month in breach or revoked",
-        "orders ending in the month", "lower", "percent", "kpi_em_breach_rate", 0.25, 0.05, 20, 0.0,
-    ),
-    MeasureDef(
-        "em_violation_free", "em", "Orders completed with no violations",
-        "Electronic monitoring orders ending in the month with no violations notified during the order.",
-        "orders ending in the month with no violations",
-        "orders ending in the month", "higher", "percent", "kpi_em_violation_free", 0.15, 0.05, 20, 0.0,
-    ),
-    MeasureDef(
-        "hl_assessed_any", "health", "Referrals assessed",
-        "Referrals received in the month that were assessed at all.",
-        "referrals in the month with an assessment",
-        "referrals in the month", "higher", "percent", "kpi_health_assessed_any", 0.95, 0.03, 20, 0.5,
-    ),
-    MeasureDef(
-        "hl_ld_assessed_2wd", "health", "Liaison and diversion assessed within 2 working days",
-        "Liaison and diversion referrals received in the month assessed within 2 working days.",
-        "liaison and diversion referrals assessed within 2 working days",
-        "liaison and diversion referrals in the month", "higher", "percent", "kpi_health_ld_assessed", 0.50, 0.10, 20, 0.5,
-    ),
-    MeasureDef(
-        "hl_treatment_started", "health", "Substance-misuse treatment started",
-        "Substance-misuse referrals received in the month where community treatment started at all.",
-        "substance-misuse referrals with a treatment start",
-        "substance-misuse referrals in the month", "higher", "percent", "kpi_health_treatment_started", 0.75, 0.05, 20, 0.5,
-    ),
-    MeasureDef(
-        "reo_binary_12m", "reoffending", "12-month proven reoffending rate (people served)",
-        "Share of the people served in the cohort quarter with a proven reoffence within 12 months (MoJ definition: offence within 12 months, proven within 18).",
-        "people served in the cohort quarter who reoffended within 12 months",
-        "people served in the cohort quarter", "lower", "percent", "kpi_reoffending_binary", 0.35, 0.03, 30, 0.0,
-    ),
-)
+@dataclass(frozen=True)
+class KpiVersion:
+    official_code: str | None
+    valid_from: date | None
+    valid_to: date | None
+    source: str  # primary or secondary
+    note: str = ""
 
-MEASURES_BY_CODE = {measure.code: measure for measure in MEASURES}
+
+@dataclass(frozen=True)
+class FrameworkKpi:
+    measure: MeasureDef
+    service: str  # crc | ttg | em | health: the return it is derived from
+    versions: tuple[KpiVersion, ...]
+    defaults_source: str
+    order: int | None = None
+
+    @property
+    def code(self) -> str:
+        return self.measure.code
+
+
+@dataclass(frozen=True)
+class Framework:
+    id: str
+    name: str
+    era: str
+    valid_from: date | None
+    valid_to: date | None
+    kpis: tuple[FrameworkKpi, ...] = field(default_factory=tuple)
+    path: str = ""
+
+    def codes(self) -> list[str]:
+        return [k.code for k in self.kpis]
+
+    def to_dict(self) -> dict:
+        """The ``cjmonitor frameworks --json`` shape: one KPI row per versioned definition."""
+        return {"id": self.id, "name": self.name, "era": self.era,
+                "kpis": [{"code": k.code, "official_code": v.official_code, "name": k.measure.name, "service": k.service,
+                          "valid_from": v.valid_from.isoformat() if v.valid_from else None,
+                          "valid_to": v.valid_to.isoformat() if v.valid_to else None,
+                          "source": v.source, "derivation": {"sql": k.measure.sql_name}}
+                         for k in self.kpis for v in k.versions]}
+
+
+def _date(value) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _load_framework(path: Path) -> Framework:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(path.read_text(), Loader=loader)
+    kpis = []
+    for item in data["kpis"]:
+        defaults = item["defaults"]
+        sql = item["derivation"]["sql"]
+        if not (FRAMEWORK_DIR.parent.parent / "sql" / f"{sql}.sql").is_file():
+            raise RuntimeError(f"{path.name}: KPI {item['code']} names sql/{sql}.sql, which does not exist")
+        measure = MeasureDef(item["code"], item.get("measure_type", item["service"]), item["name"], item["definition"],
+                             item["numerator"], item["denominator"], item["direction"], item["unit"], sql,
+                             float(defaults["target"]), float(defaults["tolerance"]), int(defaults["min_volume"]),
+                             float(defaults["service_credit_pct"]))
+        versions = tuple(KpiVersion(v.get("official_code"), _date(v.get("valid_from")), _date(v.get("valid_to")),
+                                    v["source"], v.get("note", "")) for v in item["versions"])
+        kpis.append(FrameworkKpi(measure, item["service"], versions, defaults.get("source", "secondary"), item.get("order")))
+    return Framework(data["id"], data["name"], str(data["era"]), _date(data.get("valid_from")), _date(data.get("valid_to")),
+                     tuple(kpis), str(path))
+
+
+FRAMEWORKS: dict[str, Framework] = {f.id: f for f in (_load_framework(p) for p in sorted(FRAMEWORK_DIR.glob("*.yaml")))}
+FRAMEWORK_KPIS: dict[str, FrameworkKpi] = {}
+FRAMEWORK_OF: dict[str, str] = {}  # measure code -> framework id
+for _framework in FRAMEWORKS.values():
+    for _kpi in _framework.kpis:
+        if _kpi.code in FRAMEWORK_KPIS:
+            raise RuntimeError(f"KPI code {_kpi.code} is in two frameworks: {FRAMEWORK_OF[_kpi.code]} and {_framework.id}")
+        FRAMEWORK_KPIS[_kpi.code] = _kpi
+        FRAMEWORK_OF[_kpi.code] = _framework.id
+
+MEASURES: tuple[MeasureDef, ...] = tuple(
+    k.measure for k in sorted((k for k in FRAMEWORK_KPIS.values() if k.order is not None), key=lambda k: k.order))
+FRAMEWORK_MEASURES: dict[str, MeasureDef] = {code: k.measure for code, k in FRAMEWORK_KPIS.items()}
+# The framework a contract of a built-in service uses when its register names none.
+DEFAULT_FRAMEWORK = {"crc": "crc_sch9_2014", "ttg": "crc_sch9_2014", "em": "ems_2014", "health": "health_justice"}
+
+
+def framework_kpis(framework_id: str, service: str) -> list[FrameworkKpi]:
+    """The KPIs of a framework that a contract of ``service`` can carry (CRC contracts also carry reoffending)."""
+    return [k for k in FRAMEWORKS[framework_id].kpis if k.service == service]
+
+
+MEASURES_BY_CODE = {measure.code: measure for measure in (*MEASURES, *FRAMEWORK_MEASURES.values())}
 SERVICE_TYPES = ("crc", "ttg", "em", "health")
 SERVICE_NAMES = {
     "crc": "Probation (CRC) services",

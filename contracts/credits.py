@@ -75,6 +75,9 @@ def _credit_pcts(session: Session, contract_id: str, period: str) -> dict[str, f
 
 def monthly_credits(session: Session, contract: Contract, month: str) -> list[dict]:
     """One line per KPI of the month, with the rule applied and the amount before any cap."""
+    from contracts.declared import ensure_declared_measures
+
+    ensure_declared_measures(session)  # local services' KPIs by name
     fee = contract.annual_value_gbp / 12
     lines = []
     judgements = session.exec(select(Judgement).where(Judgement.contract_id == contract.id, Judgement.period == month)

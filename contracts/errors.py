@@ -11,3 +11,7 @@ class ContractsError(Exception):
 
 class SourceConfigError(ContractsError):
     """The sources file or a source (drop folder, SFTP server) is misconfigured or unreachable."""
+
+
+class DeclaredKpiError(ContractsError):
+    """A declared KPI that cannot be derived (e.g. its SQL file is missing or returns the wrong columns)."""

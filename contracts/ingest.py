@@ -29,15 +29,16 @@ from sqlalchemy import func, insert, update
 from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
+from contracts.mapping import MappingReadError, ReturnMapping, apply_mapping, load_mappings, propose_mapping
 from contracts.models import RECORD_TABLES, Contract, Provider, Submission, ValidationIssue
-from contracts.returns import SPECS, ReturnSpec, parse_file_name
+from contracts.returns import FILE_NAME_RE, RETURN_TYPES, SPECS, ReturnSpec, parse_file_name
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Issue:
-    severity: str  # error, warning
+    severity: str  # error, warning, info (advice: what a mapping would read)
     row: int | None  # spreadsheet row (header is row 1)
     column: str | None
     code: str
@@ -56,6 +57,8 @@ class IngestOutcome:
     rows: int = 0
     issues: list[Issue] = field(default_factory=list)
     message: str = ""
+    proposed_mapping: str | None = None  # YAML for the register when the file does not match its template
+    mapping_sha256: str = ""  # the provider's mapping the file was read through ("" = the template)
 
     @property
     def errors(self) -> int:
@@ -309,6 +312,8 @@ def check_rows(parsed: dict[str, pd.Series], spec: ReturnSpec, period: str, issu
         _add(issues, "error", _rows(~inside & ~unknown), spec.period_columns[0], "wrong_period",
              f"none of {', '.join(spec.period_columns)} falls in the {label} declared by the file name: "
              "move the row to the return for its own period")
+    if not spec.key:
+        return
     key_frame = pd.DataFrame({name: parsed[name] for name in spec.key})
     duplicated = key_frame.duplicated(keep="first") & key_frame.notna().all(axis=1)
     _add(issues, "error", _rows(duplicated), spec.key[0], "duplicate_key",
@@ -317,8 +322,9 @@ def check_rows(parsed: dict[str, pd.Series], spec: ReturnSpec, period: str, issu
 
 def check_references(parsed: dict[str, pd.Series], spec: ReturnSpec, contracts: dict[str, Contract],
                      provider_id: str, return_type: str, issues: list[Issue]) -> None:
-    service = {"crc_caseload": "crc", "ttg_resettlement": "ttg", "em_orders": "em",
-               "health_referrals": "health", "reoffending_cohort": "crc", "kpi_aggregate": None}[return_type]
+    service = spec.extra.get("service") or {"crc_caseload": "crc", "ttg_resettlement": "ttg", "em_orders": "em",
+                                            "health_referrals": "health", "reoffending_cohort": "crc",
+                                            "kpi_aggregate": None}[return_type]
     contract_ids = parsed["contract_id"]
     known = contract_ids.isin(list(contracts))
     _add(issues, "error", _rows(contract_ids.notna() & ~known), "contract_id", "unknown_contract",
@@ -340,9 +346,12 @@ def check_references(parsed: dict[str, pd.Series], spec: ReturnSpec, contracts: 
 
 
 def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict[str, Contract],
-             provider_id: str) -> tuple[list[Issue], dict[str, pd.Series] | None]:
-    """Every problem in the file, and its parsed columns when the header was usable."""
-    spec = SPECS[return_type]
+             provider_id: str, spec: ReturnSpec | None = None) -> tuple[list[Issue], dict[str, pd.Series] | None]:
+    """Every problem in the file, and its parsed columns when the header was usable.
+
+    ``spec``: the return's spec when it is not a built-in one (a declared service's ``return_spec``).
+    """
+    spec = spec or SPECS[return_type]
     issues: list[Issue] = []
     missing = [c.name for c in spec.columns if c.name not in frame.columns and not c.optional]
     for name in missing:
@@ -457,9 +466,64 @@ def _to_dicts(frame: pd.DataFrame, table, submission_id: int) -> list[dict]:
 # ------------------------------------------------------------------ the whole path for one file
 
 
-def deadline_for(period: str, return_type: str, due_day: int = 15) -> datetime | None:
+# ------------------------------------------------------------------ provider mappings (contracts.mapping)
+
+# Read problems that a notes sheet or title rows above the header cause: worth saying what the file looks like.
+ADVISED_READ_PROBLEMS = ("no_header", "duplicate_column", "blank_column_name", "ragged_row")
+
+
+def _read_mapped(path: Path, mapping: ReturnMapping, spec: ReturnSpec,
+                 max_unpacked_bytes: int) -> tuple[pd.DataFrame, list[Issue], list[int], int]:
+    """The file read through the provider's mapping: text frame, notes, each record's sheet row, the header row."""
+    mapped = apply_mapping(path, mapping, spec, max_unpacked_bytes)
+    notes = [Issue("warning", None, None, code, message) for code, message in mapped.attrs["notes"]]
+    sheet = mapped.attrs["sheet"]
+    notes.insert(0, Issue("info", mapped.attrs["header_row"], None, "read_through_mapping",
+                          f"read through the provider's mapping {mapping.sha256[:12]}: "
+                          + (f"sheet '{sheet}', " if sheet is not None else "")
+                          + f"header on row {mapped.attrs['header_row']}; row numbers below are the file's own rows"))
+    return mapped.reset_index(drop=True), notes, [int(i) for i in mapped.index], int(mapped.attrs["header_row"])
+
+
+def _at_source_row(issue: Issue, source_rows: list[int], header_row: int) -> Issue:
+    """Validation counts rows as header = 1, first record = 2; a mapped file's rows are its own sheet rows."""
+    if issue.row is None:
+        return issue
+    row = header_row if issue.row == 1 else source_rows[issue.row - 2]
+    return Issue(issue.severity, row, issue.column, issue.code, issue.message)
+
+
+def _mapping_advice(path: Path, spec: ReturnSpec, provider_id: str, max_unpacked_bytes: int,
+                    outcome: IngestOutcome) -> list[Issue]:
+    """When a file does not match its template and the provider has no mapping: what it looks like, and the
+    mapping to add. Nothing is read through the proposal: the file stays refused."""
+    try:
+        proposal = propose_mapping(path, spec, provider_id, max_unpacked_bytes)
+    except MappingReadError:
+        return []
+    if not proposal.plausible:
+        return []
+    outcome.proposed_mapping = proposal.yaml
+    where = f"sheet '{proposal.sheet}'" if proposal.sheet is not None else "the file"
+    issues = [Issue("error", proposal.header_row, None, "mapping_needed",
+                    f"the file does not match the {spec.return_type} template, and provider '{provider_id}' has no mapping "
+                    f"for it; {where} row {proposal.header_row} looks like the return. Either send the template "
+                    f"(`cjmonitor specs`), or add the proposed mapping to the register under provider '{provider_id}' "
+                    "(code proposed_mapping), check it, and drop the same file again")]
+    for guess in proposal.guesses:
+        line = (f"header '{guess.header}' (column {guess.letter}) looks like {guess.column} (score {guess.score:.2f})"
+                if guess.column else f"header '{guess.header}' (column {guess.letter}) looks like no column of the return")
+        issues.append(Issue("info", proposal.header_row, guess.column, "header_guess", line))
+    if proposal.missing_required:
+        issues.append(Issue("info", None, None, "header_guess",
+                            f"no header looks like {', '.join(proposal.missing_required)}, which the return needs"))
+    issues.append(Issue("info", None, None, "proposed_mapping", proposal.yaml))
+    return issues
+
+
+def deadline_for(period: str, return_type: str, due_day: int = 15, spec: ReturnSpec | None = None) -> datetime | None:
     """End of the due day in the month after the period; quarterly cohorts have no monthly deadline."""
-    if SPECS[return_type].frequency != "monthly":
+    if (spec or SPECS[return_type]).frequency != "monthly":
         return None
     first = pd.Timestamp(f"{period}-01") + pd.DateOffset(months=1)
     last_day = (first + pd.offsets.MonthEnd(0)).day
@@ -470,11 +534,22 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
                 received_at: datetime | None = None, max_bytes: int = 200 * 1024 * 1024,
                 max_unpacked_bytes: int | None = None) -> IngestOutcome:
     """Land, validate and load one file inside the caller's transaction."""
+    from contracts.declared import services_by_return_type
+
     name = path.name
-    parsed_name = parse_file_name(name)
+    declared = services_by_return_type(session)
+    parsed_name = parse_file_name(name, (*RETURN_TYPES, *declared))
     if parsed_name is None:
+        match = FILE_NAME_RE.match(name)
+        if match:
+            return IngestOutcome(name, "unrecognised", message=(
+                f"return type {match.group('return_type')!r} is neither a built-in return type ({', '.join(RETURN_TYPES)}) "
+                f"nor declared in the register{' (' + ', '.join(declared) + ')' if declared else ''}: "
+                "check the file name, or declare the service's return"))
         return IngestOutcome(name, "unrecognised", message=(
             "file name does not follow <provider>_<return type>_<YYYY-MM>[_v<n>].csv|xlsx; rename it and resend"))
+    service = declared.get(parsed_name.return_type)
+    spec = service.return_spec if service else SPECS[parsed_name.return_type]
     outcome = IngestOutcome(name, "rejected", provider_id=parsed_name.provider_id,
                             return_type=parsed_name.return_type, period=parsed_name.period)
     size = path.stat().st_size
@@ -491,7 +566,12 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         return outcome
     sha = sha256_file(path)
     archive(path, archive_dir, sha)
-    existing = session.exec(select(Submission).where(Submission.sha256 == sha)).first()
+    mapping = load_mappings(session, provider.id, {spec.return_type: spec}, parsed_name.return_type).get(spec.return_type)
+    mapping_sha = mapping.sha256 if mapping is not None else ""
+    outcome.mapping_sha256 = mapping_sha
+    # The same bytes are read again only when they were refused and the provider's mapping has changed since.
+    earlier = session.exec(select(Submission).where(Submission.sha256 == sha)).all()
+    existing = next((s for s in earlier if s.status == "accepted" or s.mapping_sha256 == mapping_sha), None)
     if existing is not None:
         outcome.status = "duplicate"
         outcome.submission_id = existing.id
@@ -500,14 +580,25 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
     if received_at is None:
         received_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     contracts = {c.id: c for c in session.exec(select(Contract).where(Contract.provider_id == provider.id)).all()}
+    unpacked_limit = max_unpacked_bytes or 10 * max_bytes
+    source_rows: list[int] | None = None
     try:
-        frame, notes = read_return(path, max_unpacked_bytes or 10 * max_bytes)
-    except ReadProblem as problem:
+        if mapping is not None:
+            frame, notes, source_rows, header_row = _read_mapped(path, mapping, spec, unpacked_limit)
+        else:
+            frame, notes = read_return(path, unpacked_limit)
+    except (ReadProblem, MappingReadError) as problem:
         issues = [Issue("error", None, None, problem.code, problem.message)]
         parsed = None
         frame = pd.DataFrame()
+        if mapping is None and problem.code in ADVISED_READ_PROBLEMS:
+            issues += _mapping_advice(path, spec, provider.id, unpacked_limit, outcome)
     else:
-        issues, parsed = validate(frame, parsed_name.return_type, parsed_name.period, contracts, provider.id)
+        issues, parsed = validate(frame, parsed_name.return_type, parsed_name.period, contracts, provider.id, spec)
+        if source_rows is not None:
+            issues = [_at_source_row(issue, source_rows, header_row) for issue in issues]
+        elif any(issue.code == "missing_column" for issue in issues):
+            issues += _mapping_advice(path, spec, provider.id, unpacked_limit, outcome)
         issues = notes + issues
     errors = sum(1 for issue in issues if issue.severity == "error")
     latest = session.exec(
@@ -519,13 +610,14 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
     ).one()
     version = (latest or 0) + 1
     due_day = min((c.return_due_day for c in contracts.values()), default=15)
-    deadline = deadline_for(parsed_name.period, parsed_name.return_type, due_day)
+    deadline = deadline_for(parsed_name.period, parsed_name.return_type, due_day, spec)
     submission = Submission(
         provider_id=provider.id, return_type=parsed_name.return_type, period=parsed_name.period,
         version=version, file_name=name, source=source, sha256=sha, received_at=received_at,
         status="rejected" if errors else "accepted", is_current=False,
         is_late=bool(deadline and received_at > deadline), rows=len(frame), errors=errors,
-        warnings=len(issues) - errors,
+        warnings=sum(1 for issue in issues if issue.severity == "warning"),
+        mapping_sha256=mapping_sha, mapping_json=mapping.canonical_json() if mapping is not None else None,
     )
     session.add(submission)
     session.flush()
@@ -542,10 +634,18 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         outcome.message = f"rejected: {errors} error{'' if errors == 1 else 's'}; nothing loaded"
         log.warning("%s rejected with %d error%s", name, errors, "" if errors == 1 else "s")
         return outcome
-    table = RECORD_TABLES[parsed_name.return_type]
-    records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
+    if service is not None:
+        from contracts.records import build_declared_records, ensure_table, record_dicts
+
+        table = ensure_table(session, service)
+        records = build_declared_records(parsed, service, key)
+        to_dicts = record_dicts
+    else:
+        table = RECORD_TABLES[parsed_name.return_type]
+        records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
+        to_dicts = _to_dicts
     for start in range(0, len(records), INSERT_CHUNK):
-        session.execute(insert(table), _to_dicts(records.iloc[start:start + INSERT_CHUNK], table, submission.id))
+        session.execute(insert(table), to_dicts(records.iloc[start:start + INSERT_CHUNK], table, submission.id))
     session.execute(
         update(Submission)
         .where(Submission.provider_id == provider.id, Submission.return_type == parsed_name.return_type,
@@ -555,6 +655,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
     submission.is_current = True
     submission.loaded_at = datetime.now(UTC)
     outcome.status = "accepted"
-    outcome.message = f"accepted as version {version}: {len(records)} rows"
+    outcome.message = f"accepted as version {version}: {len(records)} rows" + (
+        f" (read through the provider's mapping {mapping_sha[:12]})" if mapping is not None else "")
     log.info("%s accepted as version %d (%d rows)", name, version, len(records))
     return outcome

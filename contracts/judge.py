@@ -19,7 +19,7 @@ from contracts.catalogue import MEASURES_BY_CODE
 from contracts.models import Judgement, Target
 from outcomes.errors import OutcomesError
 from outcomes.proportions import wilson_interval
-from outcomes.spc import MIN_BASELINE, p_chart
+from outcomes.spc import MIN_BASELINE, p_chart, xmr_chart
 
 RAG_WORDS = ("Green", "Amber", "Red", "No data")
 
@@ -51,9 +51,26 @@ def judge_frame(values: pd.DataFrame, alpha: float) -> pd.DataFrame:
     frame = values.copy()
     den = frame["denominator"].to_numpy(dtype=float)
     num = frame["numerator"].to_numpy(dtype=float)
+    kind = frame["kind"].fillna("proportion").to_numpy() if "kind" in frame else np.full(len(frame), "proportion")
+    proportion = kind == "proportion"
     with np.errstate(invalid="ignore", divide="ignore"):
-        frame["value"] = np.where(den > 0, num / den, np.nan)
-    frame["ci_low"], frame["ci_high"] = wilson_interval(num, den, alpha)
+        ratio = np.where(den > 0, num / den, np.nan)
+    low, high = wilson_interval(np.where(proportion, num, 0), np.where(proportion, den, 0), alpha)
+    if proportion.all():
+        frame["value"], frame["ci_low"], frame["ci_high"] = ratio, low, high
+    else:
+        # Measures beyond proportions (declared services): a count per month against a contracted volume
+        # (value = rows counted per month, exact Poisson interval, pooled over months in rolling windows), and
+        # a median in days (value and its order-statistics interval as derived; ``numerator`` = its n).
+        from contracts.declared_kpis import poisson_interval
+
+        count = kind == "count"
+        p_low, p_high = poisson_interval(np.where(count, num, 0), np.where(count, den, 1), alpha)
+        stored = {name: (frame[name].to_numpy(dtype=float) if name in frame else np.full(len(frame), np.nan))
+                  for name in ("value", "ci_low", "ci_high")}
+        frame["value"] = np.where(proportion | count, ratio, stored["value"])
+        frame["ci_low"] = np.where(proportion, low, np.where(count, p_low, stored["ci_low"]))
+        frame["ci_high"] = np.where(proportion, high, np.where(count, p_high, stored["ci_high"]))
     frame["rag"] = [
         rag(v, TargetTerms(t, tol, int(mv), d))
         for v, t, tol, mv, d in zip(frame["value"], frame["target"], frame["tolerance"], frame["min_volume"], frame["direction"], strict=True)
@@ -62,7 +79,9 @@ def judge_frame(values: pd.DataFrame, alpha: float) -> pd.DataFrame:
     met = np.where(higher, frame["ci_low"] >= frame["target"], frame["ci_high"] <= frame["target"])
     not_met = np.where(higher, frame["ci_high"] < frame["target"], frame["ci_low"] > frame["target"])
     verdict = np.where(met, "met", np.where(not_met, "not met", "inconclusive"))
-    verdict = np.where(den < frame["min_volume"].to_numpy(), "insufficient volume", verdict)
+    # A count is its own volume; a median's volume is the rows with both dates (its numerator).
+    volume = np.where(kind == "median", num, den)
+    verdict = np.where((volume < frame["min_volume"].to_numpy()) & (kind != "count"), "insufficient volume", verdict)
     frame["verdict"] = verdict
     frame["alpha"] = alpha
     return frame
@@ -81,15 +100,22 @@ def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list[str]] |
     breaks = breaks or {}
     for (contract_id, code), series in frame.groupby(["contract_id", "measure_code"], sort=False):
         series = series[series["denominator"] > 0].sort_values("period")
+        kind = series["kind"].iloc[0] if "kind" in series and len(series) else "proportion"
+        if kind in ("count", "median"):
+            series = series[series["value"].notna()]
         if len(series) < MIN_BASELINE:
             continue
         periods = list(series["period"])
         cuts = [periods.index(p) for p in breaks.get((contract_id, code), []) if p in periods and periods.index(p) > 0]
         cuts = [c for c in cuts if c >= MIN_BASELINE and len(periods) - c >= MIN_BASELINE]
         try:
-            chart = p_chart(series["numerator"], series["denominator"], periods,
-                            improvement=series["direction"].iloc[0], breaks=cuts,
-                            laney=float(series["denominator"].median()) > 500)
+            if kind in ("count", "median"):  # measures, not proportions: an individuals (XmR) chart of the values
+                chart = xmr_chart(series["value"].astype(float), periods, improvement=series["direction"].iloc[0],
+                                  breaks=cuts)
+            else:
+                chart = p_chart(series["numerator"], series["denominator"], periods,
+                                improvement=series["direction"].iloc[0], breaks=cuts,
+                                laney=float(series["denominator"].median()) > 500)
         except OutcomesError:
             continue  # e.g. every case met the measure: no process width, nothing to signal
         words = [[] for _ in periods]
@@ -125,7 +151,7 @@ def rolling_judgements(monthly: pd.DataFrame, period: str, alpha: float,
     """
     windows = windows or ROLLING_WINDOWS
     columns = ["contract_id", "measure_code", "window", "months", "months_with_data", "first_period", "last_period",
-               "numerator", "denominator", "target", "tolerance", "min_volume", "direction"]
+               "numerator", "denominator", "target", "tolerance", "min_volume", "direction", "kind"]
     if monthly.empty:
         return pd.DataFrame(columns=[*columns, "value", "ci_low", "ci_high", "rag", "verdict", "alpha"])
     end = pd.Period(period, "M")
@@ -135,12 +161,16 @@ def rolling_judgements(monthly: pd.DataFrame, period: str, alpha: float,
         inside = monthly[(monthly["period"] >= first) & (monthly["period"] <= period)]
         for (contract_id, code), rows in inside.groupby(["contract_id", "measure_code"], sort=True):
             latest = rows.sort_values("period").iloc[-1]
+            kind = latest.get("kind", "proportion") if hasattr(latest, "get") else "proportion"
+            if kind == "median":
+                continue  # a median over months needs the records, not the monthly medians: no pooled window
             pooled.append({
                 "contract_id": contract_id, "measure_code": code, "window": name, "months": months,
                 "months_with_data": int((rows["denominator"] > 0).sum()), "first_period": first, "last_period": period,
                 "numerator": float(rows["numerator"].sum()), "denominator": float(rows["denominator"].sum()),
                 "target": float(latest["target"]), "tolerance": float(latest["tolerance"]),
                 "min_volume": int(latest["min_volume"]), "direction": latest["direction"],
+                "kind": kind if isinstance(kind, str) else "proportion",
             })
     if not pooled:
         return pd.DataFrame(columns=[*columns, "value", "ci_low", "ci_high", "rag", "verdict", "alpha"])
@@ -168,5 +198,49 @@ def judged_months(session: Session, contract_ids: list[str]) -> pd.DataFrame:
     merged = frame.merge(terms, on=["contract_id", "measure_code"], how="left")
     merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
     merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
+    from contracts.declared import ensure_declared_measures
+
+    ensure_declared_measures(session)
     merged["direction"] = merged["measure_code"].map(lambda code: MEASURES_BY_CODE[code].direction)
     return merged.drop(columns=["from_period", "to_period"]).sort_values(["contract_id", "measure_code", "period"])
+
+
+def judge_all(session: Session, alpha: float) -> int:
+    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
+    from sqlalchemy import delete, insert
+
+    from contracts.models import ContractVariation, KpiValue, Measure
+
+    values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
+    session.execute(delete(Judgement))
+    if values.empty:
+        return 0
+    # Derived from records wins over provider-reported for the same contract x measure x month.
+    values["rank"] = (values["source"] != "derived").astype(int)
+    values = values.sort_values("rank").drop_duplicates(["contract_id", "measure_code", "period"])
+    targets = target_periods(session)
+    merged = values.merge(targets[["contract_id", "measure_code", "from_period", "to_period", "value",
+                                   "tolerance", "min_volume"]].rename(columns={"value": "target"}),
+                          on=["contract_id", "measure_code"], how="inner")
+    merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
+    merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
+    from contracts.catalogue import MEASURES_BY_CODE
+    from contracts.declared import ensure_declared_measures
+
+    ensure_declared_measures(session)
+    directions = {**dict(session.exec(select(Measure.code, Measure.direction)).all()),
+                  **{code: m.direction for code, m in MEASURES_BY_CODE.items()}}
+    merged["direction"] = merged["measure_code"].map(directions)
+    judged = judge_frame(merged, alpha)
+    breaks: dict[tuple[str, str], list[str]] = {}
+    for variation in session.exec(select(ContractVariation)).all():
+        codes = [variation.measure_code] if variation.measure_code else list(directions)
+        for code in codes:
+            breaks.setdefault((variation.contract_id, code), []).append(variation.effective_date.strftime("%Y-%m"))
+    judged = spc_columns(judged, breaks)
+    columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
+               "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation", "kind"]
+    records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
+    if records:
+        session.execute(insert(Judgement), records)
+    return len(records)

@@ -8,7 +8,9 @@ idempotent: the values for the period range are replaced in one transaction.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import delete, insert
 from sqlmodel import Session
@@ -32,8 +34,39 @@ def _collapse(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return grouped
 
 
-def derive_kpis(session: Session, first_period: str = "0000-00", last_period: str = "9999-99") -> int:
-    """Recompute every KPI value in the period range; returns the number of values written."""
+def _framework_kpi_frames(session: Session, params: dict) -> list[pd.DataFrame]:
+    """KPIs of the other frameworks (Probation Service 2021, CRS, ...) for the contracts whose register names them."""
+    from sqlmodel import select
+
+    from contracts.catalogue import FRAMEWORK_MEASURES
+    from contracts.models import Target
+
+    builtin = {m.code for m in MEASURES}
+    wanted: dict[str, set[str]] = {}
+    for contract_id, code in session.exec(select(Target.contract_id, Target.measure_code).distinct()).all():
+        if code in FRAMEWORK_MEASURES and code not in builtin:
+            wanted.setdefault(code, set()).add(contract_id)
+    frames = []
+    connection = session.connection()
+    for code, contracts in sorted(wanted.items()):
+        rows = connection.execute(load_sql(FRAMEWORK_MEASURES[code].sql_name), params).mappings().all()
+        frame = _collapse(pd.DataFrame(rows), ["contract_id", "period"])
+        frame = frame[frame["contract_id"].isin(contracts)].copy()
+        frame["measure_code"] = code
+        frame["source"] = "derived"
+        frames.append(frame)
+    return frames
+
+
+def derive_kpis(session: Session, first_period: str = "0000-00", last_period: str = "9999-99", *,
+                home: Path | None = None, alpha: float = 0.05) -> int:
+    """Recompute every KPI value in the period range; returns the number of values written.
+
+    Built-in KPIs come from ``sql/``; the KPIs of declared local services from
+    ``contracts.declared_kpis`` (``home``: where their SQL files live; ``alpha``: their intervals).
+    """
+    from contracts.declared_kpis import declared_kpi_values
+
     params = {"first_period": first_period, "last_period": last_period}
     frames = []
     connection = session.connection()
@@ -43,18 +76,29 @@ def derive_kpis(session: Session, first_period: str = "0000-00", last_period: st
         frame["measure_code"] = measure.code
         frame["source"] = "derived"
         frames.append(frame)
+    frames += _framework_kpi_frames(session, params)
     reported = pd.DataFrame(connection.execute(load_sql("kpi_provider_reported"), params).mappings().all())
     reported = _collapse(reported, ["contract_id", "measure_code", "period"])
     reported["source"] = "provider_reported"
     frames.append(reported)
-    values = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    for frame in frames:
+        frame["kind"] = "proportion"
+    declared = declared_kpi_values(session, first_period, last_period, home=home, alpha=alpha)
+    values = pd.concat([f for f in [*frames, declared] if not f.empty], ignore_index=True)
     session.execute(delete(KpiValue).where(KpiValue.period >= first_period, KpiValue.period <= last_period))
     if values.empty:
         return 0
+    for name in ("value", "ci_low", "ci_high"):
+        if name not in values:
+            values[name] = np.nan
     values["numerator"] = values["numerator"].astype(float)
     values["denominator"] = values["denominator"].astype(float)
-    values["value"] = (values["numerator"] / values["denominator"]).where(values["denominator"] > 0)
-    records = values[["contract_id", "measure_code", "period", "numerator", "denominator", "value", "source", "submission_ids"]]
+    proportion = (values["kind"] == "proportion").to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (values["numerator"] / values["denominator"]).where(values["denominator"] > 0)
+    values["value"] = np.where(proportion, ratio, values["value"].astype(float))
+    records = values[["contract_id", "measure_code", "period", "numerator", "denominator", "value", "source",
+                      "submission_ids", "kind", "ci_low", "ci_high"]]
     records = records.astype(object).where(records.notna(), None).to_dict("records")
     session.execute(insert(KpiValue), records)
     log.info("derived %d KPI values for %s..%s", len(records), first_period, last_period)

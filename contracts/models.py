@@ -41,6 +41,27 @@ class Contract(SQLModel, table=True):
     end_date: date
     annual_value_gbp: float
     return_due_day: int = 15  # monthly returns are due by this day of the following month
+    framework: str | None = Field(default=None, max_length=40)  # KPI framework named in the register (None: the service's default)
+    closed_on: date | None = None  # removed from the register: closed from this date, its data stay
+
+
+class Office(SQLModel, table=True):
+    """The commissioning office whose register this database holds (one row)."""
+
+    id: int = Field(default=1, primary_key=True)
+    name: str = Field(max_length=160)
+
+
+class RegisterApply(SQLModel, table=True):
+    """One ``cjmonitor register apply`` that changed something: when, which file (sha256) and the diff."""
+
+    __tablename__ = "register_apply"
+    id: int | None = Field(default=None, primary_key=True)
+    applied_at: datetime
+    source: str = Field(max_length=400)
+    sha256: str = Field(max_length=64)
+    effective_date: date
+    diff: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))  # JSON list of changes
 
 
 class ContractVariation(SQLModel, table=True):
@@ -110,7 +131,7 @@ class Submission(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("provider_id", "return_type", "period", "version"),
-        UniqueConstraint("sha256"),
+        UniqueConstraint("sha256", "mapping_sha256", name="uq_submission_sha256_mapping"),
         Index("ix_submission_current", "provider_id", "return_type", "period", "is_current"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -129,6 +150,23 @@ class Submission(SQLModel, table=True):
     rows: int = 0
     errors: int = 0
     warnings: int = 0
+    # The provider's mapping the file was read through (contracts.mapping): canonical JSON and its sha256;
+    # "" when the file was read as the template. The same bytes may be read again through a new mapping.
+    mapping_sha256: str = Field(default="", max_length=64)
+    mapping_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ReturnMappingRecord(SQLModel, table=True):
+    """A provider's declared way of sending one return type (contracts.mapping): canonical JSON and its sha256."""
+
+    __tablename__ = "return_mapping"
+    __table_args__ = (UniqueConstraint("provider_id", "return_type"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(foreign_key="provider.id", index=True)
+    return_type: str = Field(max_length=40)
+    mapping_json: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64)
+    updated_at: datetime
 
 
 class ValidationIssue(SQLModel, table=True):
@@ -295,6 +333,22 @@ class KpiValue(SQLModel, table=True):
     value: float | None = None
     source: str = Field(max_length=20)  # derived, provider_reported
     submission_ids: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # proportion: value = numerator / denominator. median: value = median days among the numerator rows
+    # (those with both dates), denominator = rows in the population. count: value = numerator = rows counted,
+    # denominator = months (1). ci_low, ci_high: the measure's own interval where it is not a proportion.
+    kind: str = Field(default="proportion", max_length=12)
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class DeclaredService(SQLModel, table=True):
+    """A local service declared in the register: its whole spec as JSON (register form)."""
+
+    __tablename__ = "declared_service"
+    id: str = Field(primary_key=True, max_length=20)
+    name: str = Field(max_length=120)
+    return_type: str = Field(max_length=30, unique=True)
+    spec: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class Judgement(SQLModel, table=True):
@@ -317,6 +371,7 @@ class Judgement(SQLModel, table=True):
     verdict: str = Field(max_length=24)  # met, not met, inconclusive, insufficient volume
     spc_signals: str = Field(default="", max_length=400)  # e.g. "shift (concern); outside limits (concern)"
     spc_variation: str = Field(default="", max_length=30)  # common cause, special cause improving / concerning
+    kind: str = Field(default="proportion", max_length=12)  # proportion, median (days), count: as KpiValue.kind
 
 
 class Finding(SQLModel, table=True):

@@ -8,6 +8,7 @@ so the three cannot drift apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 RETURN_TYPES = (
@@ -212,7 +213,7 @@ SPECS: dict[str, ReturnSpec] = {
 }
 
 FILE_NAME_RE = re.compile(
-    r"^(?P<provider>[a-z0-9][a-z0-9-]*)_(?P<return_type>" + "|".join(RETURN_TYPES) + r")_"
+    r"^(?P<provider>[a-z0-9][a-z0-9-]*)_(?P<return_type>[a-z][a-z0-9_]*[a-z0-9])_"
     r"(?P<period>\d{4}-(0[1-9]|1[0-2]))(_v(?P<version>[1-9][0-9]*))?\.(?P<ext>csv|xlsx)$"
 )
 
@@ -226,10 +227,15 @@ class ReturnFileName:
     extension: str
 
 
-def parse_file_name(name: str) -> ReturnFileName | None:
-    """Recognise ``<provider>_<return type>_<YYYY-MM>[_v<n>].csv|xlsx``; anything else is None."""
+def parse_file_name(name: str, return_types: Iterable[str] | None = None) -> ReturnFileName | None:
+    """Recognise ``<provider>_<return type>_<YYYY-MM>[_v<n>].csv|xlsx``; anything else is None.
+
+    ``return_types``: the types to accept, by default the built-in ones (:data:`RETURN_TYPES`); pass the
+    built-in and declared types (``contracts.declared``) together to recognise a local service's returns.
+    Provider ids hold no underscore, so the type is whatever lies between the first ``_`` and the period.
+    """
     match = FILE_NAME_RE.match(name)
-    if not match:
+    if not match or match.group("return_type") not in (RETURN_TYPES if return_types is None else tuple(return_types)):
         return None
     version = match.group("version")
     return ReturnFileName(

@@ -18,14 +18,20 @@ def expected_returns(session: Session, period: str) -> list[dict]:
     """One expected monthly return per provider x return type with a contract live in the period."""
     first = pd.Timestamp(f"{period}-01").date()
     last = (pd.Timestamp(f"{period}-01") + pd.offsets.MonthEnd(0)).date()
+    from contracts.declared import load_services
+
     providers = {p.id: p for p in session.exec(select(Provider)).all()}
+    declared = load_services(session)
+    service_return = {**SERVICE_RETURN, **{s.id: s.return_type for s in declared.values()}}
     expected: dict[tuple[str, str], dict] = {}
     for contract in session.exec(select(Contract)).all():
         if contract.start_date > last or contract.end_date < first:
             continue
         provider = providers[contract.provider_id]
-        return_type = "kpi_aggregate" if provider.return_mode == "aggregate" else SERVICE_RETURN[contract.service_type]
-        due = deadline_for(period, return_type, contract.return_due_day)
+        return_type = "kpi_aggregate" if provider.return_mode == "aggregate" else service_return[contract.service_type]
+        service = declared.get(contract.service_type)
+        due = deadline_for(period, return_type, contract.return_due_day,
+                           service.return_spec if service and return_type != "kpi_aggregate" else None)
         entry = expected.setdefault((provider.id, return_type), {
             "provider_id": provider.id, "provider_name": provider.name, "return_type": return_type, "due": due,
             "contracts": 0})

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from sqlmodel import Session, select
 
-from contracts.catalogue import MEASURES_BY_CODE, measures_for
+from contracts.catalogue import FRAMEWORK_MEASURES, measures_for
 from contracts.errors import ContractsError
 from contracts.models import Contract, ContractVariation, Target
 
@@ -31,7 +31,8 @@ class NewTerms:
         return any(v is not None for v in (self.target, self.tolerance, self.min_volume, self.service_credit_pct))
 
 
-def _check(contract: Contract, effective: date, kind: str, measure_code: str | None, terms: NewTerms) -> None:
+def _check(session: Session, contract: Contract, effective: date, kind: str, measure_code: str | None,
+           terms: NewTerms) -> None:
     if kind not in VARIATION_KINDS:
         raise ContractsError(f"variation kind '{kind}' is not one of {', '.join(VARIATION_KINDS)}")
     if effective.day != 1:
@@ -42,6 +43,8 @@ def _check(contract: Contract, effective: date, kind: str, measure_code: str | N
         allowed = {m.code for m in measures_for(contract.service_type)}
         if contract.service_type == "crc":
             allowed |= {m.code for m in measures_for("reoffending")}
+        # A contract's KPIs are the ones its register gave it terms for (framework or declared KPIs).
+        allowed |= set(session.exec(select(Target.measure_code).where(Target.contract_id == contract.id)).all())
         if measure_code not in allowed:
             raise ContractsError(f"measure '{measure_code}' is not a KPI of {contract.id} ({contract.service_type}); "
                                  f"its KPIs are: {', '.join(sorted(allowed))}")
@@ -64,7 +67,7 @@ def record_variation(session: Session, contract_id: str, effective: date, kind: 
     contract = session.get(Contract, contract_id)
     if contract is None:
         raise ContractsError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
-    _check(contract, effective, kind, measure_code, terms)
+    _check(session, contract, effective, kind, measure_code, terms)
     variation = session.exec(select(ContractVariation).where(
         ContractVariation.contract_id == contract_id, ContractVariation.effective_date == effective,
         ContractVariation.kind == kind)).first()
@@ -82,6 +85,12 @@ def record_variation(session: Session, contract_id: str, effective: date, kind: 
     return result
 
 
+def restate_terms(session: Session, contract_id: str, measure_code: str, effective: date, terms: NewTerms) -> dict:
+    """Close the terms of ``measure_code`` in force on ``effective`` and open ``terms`` from that date (fields left
+    None keep the old value). The register calls this for each KPI a variation restates."""
+    return _restate_target(session, contract_id, measure_code, effective, terms)
+
+
 def _restate_target(session: Session, contract_id: str, measure_code: str, effective: date, terms: NewTerms) -> dict:
     rows = session.exec(select(Target).where(Target.contract_id == contract_id, Target.measure_code == measure_code)
                         .order_by(Target.valid_from)).all()
@@ -92,7 +101,11 @@ def _restate_target(session: Session, contract_id: str, measure_code: str, effec
     same = next((t for t in rows if t.valid_from == effective), None)
     before = [t for t in rows if t.valid_from < effective and (t.valid_to is None or t.valid_to >= effective)]
     base = same or (before[-1] if before else None)
-    measure = MEASURES_BY_CODE[measure_code]
+    measure = FRAMEWORK_MEASURES.get(measure_code)
+    if base is None and measure is None and None in (terms.target, terms.tolerance, terms.min_volume,
+                                                     terms.service_credit_pct):
+        raise ContractsError(f"{contract_id} has no terms for {measure_code} yet: give its target, tolerance, minimum "
+                             "volume and service credit in full")
     values = {
         "value": terms.target if terms.target is not None else (base.value if base else measure.default_target),
         "tolerance": terms.tolerance if terms.tolerance is not None else (base.tolerance if base else measure.default_tolerance),

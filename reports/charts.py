@@ -163,10 +163,12 @@ def _pct(series) -> np.ndarray:
     return 100 * pd.to_numeric(pd.Series(series), errors="coerce").to_numpy(dtype=float)
 
 
-def kpi_small_multiples(series: dict[str, pd.DataFrame], titles: dict[str, str], alpha: float = 0.05) -> str:
+def kpi_small_multiples(series: dict[str, pd.DataFrame], titles: dict[str, str], alpha: float = 0.05,
+                        units: dict[str, str] | None = None) -> str:
     """One panel per measure: monthly rate with its interval, and the target as a dashed line.
 
-    Each frame needs columns period, value, ci_low, ci_high, target.
+    Each frame needs columns period, value, ci_low, ci_high, target. ``units``: a measure's unit when it is
+    not a proportion (``days``, ``count``: declared services), drawn as it is rather than as a percentage.
     """
     level = f"{100 * (1 - alpha):g}%"
     panels = []
@@ -177,16 +179,19 @@ def kpi_small_multiples(series: dict[str, pd.DataFrame], titles: dict[str, str],
         x = np.arange(len(frame), dtype=float)
         months = list(frame["period"])
         title = titles.get(code, code)
-        description = (f"Monthly rate of {title} from {months[0]} to {months[-1]} with its {level} interval and the target; "
-                       f"latest {_fmt(_pct(frame['value'])[-1])}% against a target of {_fmt(_pct(frame['target'])[-1])}%."
+        unit = (units or {}).get(code) or "percent"
+        scale, sign, y_label = (_pct, "%", "% of cases") if unit.startswith("percent") else (
+            lambda s: pd.to_numeric(pd.Series(s), errors="coerce").to_numpy(dtype=float), f" {unit}", unit)
+        description = (f"Monthly {'rate' if sign == '%' else 'value'} of {title} from {months[0]} to {months[-1]} with its {level} interval and the target; "
+                       f"latest {_fmt(scale(frame['value'])[-1])}{sign} against a target of {_fmt(scale(frame['target'])[-1])}{sign}."
                        if len(frame) else f"No values for {title}.")
         panels.append(_svg(_Panel(
-            title=title, description=description, x_label="month" if number == last else "", y_label="% of cases",
+            title=title, description=description, x_label="month" if number == last else "", y_label=y_label,
             legend=number == 0,
-            layers=[_Layer("band", x, _pct(frame["ci_low"]), _pct(frame["ci_high"]), BAND, label=f"{level} interval"),
-                    _Layer("line", x, _pct(frame["value"]), colour=BLUE, label="observed"),
-                    _Layer("points", x, _pct(frame["value"]), colour=BLUE),
-                    _Layer("line", x, _pct(frame["target"]), colour=RED, dashed=True, label="target")],
+            layers=[_Layer("band", x, scale(frame["ci_low"]), scale(frame["ci_high"]), BAND, label=f"{level} interval"),
+                    _Layer("line", x, scale(frame["value"]), colour=BLUE, label="observed"),
+                    _Layer("points", x, scale(frame["value"]), colour=BLUE),
+                    _Layer("line", x, scale(frame["target"]), colour=RED, dashed=True, label="target")],
             x_ticks=_month_ticks(months, 5))))
     return "".join(panels)
 

@@ -11,10 +11,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def pct(value, digits: int = 1) -> str:
-    """0.7234 -> '72.3%'; missing -> '[x]' (GSS shorthand for not available)."""
+def pct(value, digits: int = 1, unit: str | None = None) -> str:
+    """0.7234 -> '72.3%'; missing -> '[x]' (GSS shorthand for not available).
+
+    ``unit``: the measure's unit, for KPIs that are not proportions (declared services): ``days`` gives
+    '8.5 days', ``count`` '118'; any unit starting "percent" (or none) is a proportion.
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "[x]"
+    if unit and not str(unit).startswith("percent"):
+        return f"{value:,.{digits}f} days" if unit == "days" else f"{value:,.{digits if value % 1 else 0}f}"
     return f"{100 * value:.{digits}f}%"
 
 

@@ -17,7 +17,8 @@ def safe_cell(value) -> str:
 
 
 def write_error_report(out_dir: Path, *, file_name: str, provider_name: str, return_type: str, period: str,
-                       submission_id: int, sha256: str, received_at: str, issues: list) -> tuple[Path, Path]:
+                       submission_id: int, sha256: str, received_at: str, issues: list,
+                       proposed_mapping: str | None = None) -> tuple[Path, Path]:
     """Write ``<file>.errors.csv`` and ``<file>.errors.html`` under ``out_dir/data-quality/<period>/``."""
     folder = out_dir / "data-quality" / period
     folder.mkdir(parents=True, exist_ok=True)
@@ -32,10 +33,12 @@ def write_error_report(out_dir: Path, *, file_name: str, provider_name: str, ret
     match = re.match(r"^(.*?)(?:_v(\d+))?\.([A-Za-z]+)$", file_name)
     resend_name = f"{match.group(1)}_v{int(match.group(2) or 1) + 1}.{match.group(3)}" if match else file_name
     errors = sum(1 for i in issues if i.severity == "error")
+    warnings = sum(1 for i in issues if i.severity == "warning")
+    mapped = any(i.code == "read_through_mapping" for i in issues)
     html = environment().get_template("errors.html").render(
         file_name=file_name, provider_name=provider_name, return_type=return_type, period=period,
         submission_id=submission_id, sha256=sha256, received_at=received_at, issues=issues, errors=errors,
-        warnings=len(issues) - errors, resend_name=resend_name,
+        warnings=warnings, resend_name=resend_name, proposed_mapping=proposed_mapping, mapped=mapped,
     )
     html_path = folder / f"{file_name}.errors.html"
     html_path.write_text(html)

@@ -47,6 +47,9 @@ def _months_back(period: str, count: int) -> list[str]:
 
 def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict:
     """Everything the pack says, as plain data (also written to the XLSX annex)."""
+    from contracts.declared import ensure_declared_measures
+
+    ensure_declared_measures(session)  # local services' KPIs by name
     contract = session.get(Contract, contract_id)
     provider = session.get(Provider, contract.provider_id)
     area = session.get(Area, contract.area_code)
@@ -63,7 +66,9 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
         kpis.append({"code": code, "name": measure.name, "months": len(recent), "red": red, "not_met": not_met,
                      "latest_period": latest["period"], "latest_value": latest["value"], "target": latest["target"],
                      "latest_rag": latest["rag"], "latest_verdict": latest["verdict"],
-                     "pooled_value": recent["numerator"].sum() / recent["denominator"].sum() if recent["denominator"].sum() else None})
+                     # a median over months cannot be pooled from monthly medians
+                     "pooled_value": recent["numerator"].sum() / recent["denominator"].sum()
+                     if recent["denominator"].sum() and latest.get("kind", "proportion") != "median" else None})
         if red >= RED_MONTHS_FOR_AN_ASK:
             asks.append(f"{measure.name} missed its target outside tolerance (Red) in {red} of the last {len(recent)} months; "
                         f"in {not_met} of them the shortfall was statistically significant (not met at alpha {alpha:g}).")
@@ -177,7 +182,8 @@ def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
         "caveats": _caveat_rows(data["evidence"]),
         "benchmark": funnel,
         "returns": pd.DataFrame([{"file": s.file_name, "period": s.period, "version": s.version, "status": s.status,
-                                  "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256}
+                                  "late": s.is_late, "received_at": s.received_at, "sha256": s.sha256,
+                                  "mapping_sha256": s.mapping_sha256}
                                  for s in data["submissions"]]),
     }
     return workbook_bytes(sheets, created=created)

@@ -68,6 +68,9 @@ def _breakdowns(session: Session, contract_ids: list[str], period: str, alpha: f
 
 def gather(session: Session, area_code: str, period: str, alpha: float, threshold: int = 5,
            unit_cost_gbp: float = 5000.0) -> dict:
+    from contracts.declared import ensure_declared_measures
+
+    ensure_declared_measures(session)  # local services' KPIs by name
     area = session.get(Area, area_code)
     contracts = session.exec(select(Contract).where(Contract.area_code == area_code).order_by(Contract.id)).all()
     ids = [c.id for c in contracts]

@@ -74,6 +74,9 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     The HTML and PDF carry a drill-down table per KPI (the judged months behind the chart and the figures)
     and the submissions used; the XLSX holds the whole judged history.
     """
+    from contracts.declared import ensure_declared_measures
+
+    ensure_declared_measures(session)  # local services' KPIs: names, directions and units
     contract = session.get(Contract, contract_id)
     provider = session.get(Provider, contract.provider_id)
     area = session.get(Area, contract.area_code)
@@ -95,14 +98,14 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
         if current.empty:
             rows.append({"code": code, "name": measure.name, "value": None, "target": frame["target"].iloc[-1],
                          "direction": measure.direction, "rag": "No data", "verdict": "no return", "ci_low": None,
-                         "ci_high": None, "numerator": None, "denominator": None,
+                         "ci_high": None, "numerator": None, "denominator": None, "unit": measure.unit,
                          "red_last_12": int((last12["rag"] == "Red").sum()), "source": "derived", "as_of": period,
                          "spc": ""})
             continue
         row = current.iloc[0]
         rows.append({"code": code, "name": measure.name, "value": row["value"], "target": row["target"],
                      "direction": measure.direction, "rag": row["rag"], "verdict": row["verdict"],
-                     "ci_low": row["ci_low"], "ci_high": row["ci_high"], "numerator": row["numerator"],
+                     "ci_low": row["ci_low"], "ci_high": row["ci_high"], "numerator": row["numerator"], "unit": measure.unit,
                      "denominator": row["denominator"], "red_last_12": int((last12["rag"] == "Red").sum()),
                      "source": row.get("source", "derived"), "as_of": as_of,
                      "spc": row.get("spc_signals") or row.get("spc_variation") or ""})
@@ -119,8 +122,10 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     used = [s for s in submissions if s.is_current and s.status == "accepted"]
     evidence = [_finding_row(f) for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
                                                       .order_by(Finding.method)).all()]
-    chart = kpi_small_multiples(series, titles, alpha) if series else "<p>No KPI values yet.</p>"
-    drill = [{"code": code, "name": titles[code], "months": frame.sort_values("period", ascending=False).to_dict("records")}
+    units = {code: MEASURES_BY_CODE[code].unit for code in series}
+    chart = kpi_small_multiples(series, titles, alpha, units) if series else "<p>No KPI values yet.</p>"
+    drill = [{"code": code, "name": titles[code], "unit": MEASURES_BY_CODE[code].unit,
+              "months": frame.sort_values("period", ascending=False).to_dict("records")}
              for code, frame in series.items()]
     cut = data_cut_time(session)
     html = environment().get_template("scorecard.html").render(
@@ -147,7 +152,8 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
             "submissions": pd.DataFrame([{"file": s.file_name, "return_type": s.return_type, "period": s.period,
                                           "version": s.version, "received_at": s.received_at, "late": s.is_late,
                                           "status": s.status, "current": s.is_current, "used": s in used,
-                                          "rows": s.rows, "errors": s.errors, "sha256": s.sha256} for s in submissions]),
+                                          "rows": s.rows, "errors": s.errors, "sha256": s.sha256,
+                                          "mapping_sha256": s.mapping_sha256} for s in submissions]),
             "outcome_evidence": pd.DataFrame(evidence),
         }, created=cut)
         written.append(_write_bytes(path.with_suffix(".xlsx"), workbook))

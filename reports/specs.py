@@ -41,7 +41,7 @@ def column_rules(column: ColumnSpec) -> str:
 
 
 def spec_rules(spec: ReturnSpec) -> list[str]:
-    rules = [f"No two rows share the same {' and '.join(spec.key)}."]
+    rules = [f"No two rows share the same {' and '.join(spec.key)}."] if spec.key else []
     for earlier, later in spec.order_rules:
         rules.append(f"{later} is not before {earlier}.")
     for smaller, larger in spec.le_rules:
@@ -49,18 +49,39 @@ def spec_rules(spec: ReturnSpec) -> list[str]:
     if spec.period_columns:
         span = "quarter starting in the month" if spec.frequency == "quarterly" else "month"
         rules.append(f"Every row belongs to the {span} in the file name: at least one of {', '.join(spec.period_columns)} falls in it.")
-    rules.append("Every contract_id is one of your contracts for this service, and area_code is that contract's area.")
+    if "area_code" in spec.column_names:
+        rules.append("Every contract_id is one of your contracts for this service, and area_code is that contract's area.")
+    else:
+        rules.append("Every contract_id is one of your contracts for this service.")
     rules.append("No cell starts with =, +, - or @ in a text column (spreadsheet formulas are refused).")
     return rules
 
 
-def spec_markdown(spec: ReturnSpec) -> str:
+def kpi_rows(service) -> list[dict]:
+    """A declared service's KPIs in words, for its return's page."""
+    rows = []
+    for kpi in service.kpis:
+        numerator, denominator = kpi.describe()
+        measure = {"proportion": "share of rows", "median_days": "median days", "volume": "count against the contracted volume",
+                   "sql": "analyst's SQL file"}[kpi.kind]
+        rows.append({"code": kpi.code, "name": kpi.name, "measure": measure,
+                     "better": "higher" if kpi.direction == "higher" else "lower",
+                     "numerator": numerator, "denominator": denominator, "description": kpi.description})
+    return rows
+
+
+def spec_markdown(spec: ReturnSpec, service=None) -> str:
     lines = [f"# {spec.return_type}", "", spec.description, "",
              f"One row per {spec.grain}; sent {spec.frequency}. File name: `<provider>_{spec.return_type}_<YYYY-MM>[_v<n>].csv|xlsx`.",
              "", "| column | type | required | allowed values or range | meaning |", "|---|---|---|---|---|"]
     for c in spec.columns:
         lines.append(f"| `{c.name}` | {KIND_WORDS[c.kind]} | {required_word(c)} | {column_rules(c)} | {c.description} |")
     lines += ["", "Checks:", ""] + [f"- {rule}" for rule in spec_rules(spec)]
+    if service is not None:
+        lines += ["", f"KPIs of the local service {service.name!r} ({service.id}), worked out from this return:", "",
+                  "| code | KPI | measure | better | counts | out of |", "|---|---|---|---|---|---|"]
+        lines += [f"| `{k['code']}` | {k['name']} | {k['measure']} | {k['better']} | {k['numerator']} | {k['denominator']} |"
+                  for k in kpi_rows(service)]
     return "\n".join(lines) + "\n"
 
 
@@ -74,21 +95,30 @@ def template_xlsx(spec: ReturnSpec) -> bytes:
     return buffer.getvalue()
 
 
-def write_spec_documents(folder: Path) -> list[Path]:
-    """For each return type: ``<type>.md``, ``<type>.html``, ``<type>_template.csv`` and ``.xlsx``; plus ``index.html``."""
+def write_spec_documents(folder: Path, services: list | None = None) -> list[Path]:
+    """For each return type: ``<type>.md``, ``<type>.html``, ``<type>_template.csv`` and ``.xlsx``; plus ``index.html``.
+
+    ``services``: declared local services (``contracts.declared.ServiceSpec``); their returns get the same
+    pages and templates as the built-in ones, with the service's KPIs.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     env = environment()
-    for spec in SPECS.values():
+    services = list(services or [])
+    by_type = {service.return_type: service for service in services}
+    all_specs = [*SPECS.values(), *(service.return_spec for service in services)]
+    for spec in all_specs:
+        service = by_type.get(spec.return_type)
         columns = [{"name": c.name, "type": KIND_WORDS[c.kind], "required": required_word(c), "rules": column_rules(c),
                     "description": c.description} for c in spec.columns]
-        (folder / f"{spec.return_type}.md").write_text(spec_markdown(spec))
+        (folder / f"{spec.return_type}.md").write_text(spec_markdown(spec, service))
         (folder / f"{spec.return_type}.html").write_text(
-            env.get_template("spec.html").render(spec=spec, columns=columns, rules=spec_rules(spec)))
+            env.get_template("spec.html").render(spec=spec, columns=columns, rules=spec_rules(spec),
+                                                 service=service, kpis=kpi_rows(service) if service else []))
         (folder / f"{spec.return_type}_template.csv").write_text(",".join(spec.column_names) + "\n")
         (folder / f"{spec.return_type}_template.xlsx").write_bytes(template_xlsx(spec))
         written += [folder / f"{spec.return_type}{suffix}" for suffix in (".md", ".html", "_template.csv", "_template.xlsx")]
-    links = "".join(f'<li><a href="{s.return_type}.html">{s.return_type}</a>: {s.description}</li>' for s in SPECS.values())
+    links = "".join(f'<li><a href="{s.return_type}.html">{s.return_type}</a>: {s.description}</li>' for s in all_specs)
     index = env.from_string('{% extends "base.html" %}{% block content %}<h1>Provider returns</h1>'
                             "<p class=\"lede\">What to send each month, and how it is checked.</p><ul>{{ links | safe }}</ul>"
                             "{% endblock %}").render(links=links)

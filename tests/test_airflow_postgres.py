@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import dispose_engines, session_scope
-from cjmonitor.demo import generate_world
+from cjmonitor.demo import generate_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.models import Artifact, Submission
 from tests.deps import need_postgres_url
@@ -46,7 +46,7 @@ def test_monthly_dag_runs_with_both_databases_on_postgres(databases, tmp_path):
     settings = dataclasses.replace(get_settings(home), database_url=databases["app"])
     pipeline.upgrade_db(settings)
     world = generate_world(settings.drop_dir, settings.truth_path, seed=41, areas=5, months=24)
-    pipeline.load_world_reference(settings, world)
+    load_world(settings, world)
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": databases["airflow"],
            "AIRFLOW__CORE__DAGS_FOLDER": str(pipeline.REPO_ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

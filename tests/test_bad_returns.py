@@ -25,7 +25,7 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world, frame_bytes, generate_world
+from cjmonitor.demo import build_world, frame_bytes, generate_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.models import RECORD_TABLES, Submission, ValidationIssue
 
@@ -174,7 +174,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("CJMONITOR_MAX_FILE_MB", "1")
     settings = get_settings(tmp_path / "home")
     pipeline.upgrade_db(settings)
-    pipeline.load_world_reference(settings, build_world(seed=SEED, areas=AREAS, months=MONTHS))
+    load_world(settings, build_world(seed=SEED, areas=AREAS, months=MONTHS))
     settings.ensure_dirs()
     return settings
 

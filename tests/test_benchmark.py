@@ -15,7 +15,7 @@ from sqlmodel import select
 from cjmonitor import pipeline
 from cjmonitor.cli import cli
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world
+from cjmonitor.demo import build_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.benchmark import breakdowns, funnel
 from contracts.models import CrcRecord, Finding, KpiValue, Submission, ValidationIssue
@@ -41,7 +41,7 @@ CRC_V2 = """contract_id,area_code,order_ref,person_id,order_type,start_date,firs
 def small(tmp_path_factory):
     settings = get_settings(tmp_path_factory.mktemp("breakdown"))
     pipeline.upgrade_db(settings)
-    pipeline.load_world_reference(settings, build_world(seed=1, areas=5, months=24))
+    load_world(settings, build_world(seed=1, areas=5, months=24))
     settings.ensure_dirs()
     (settings.drop_dir / "northstar-rehab_crc_caseload_2024-03.csv").write_text(CRC_V2.format(c=CRC, a=AREA))
     summary = pipeline.ingest(settings)
@@ -178,7 +178,7 @@ def test_commands(demo_home, demo_summary):
 def test_a_bad_ethnicity_value_names_row_and_column(tmp_path):
     settings = get_settings(tmp_path)
     pipeline.upgrade_db(settings)
-    pipeline.load_world_reference(settings, build_world(seed=1, areas=5, months=24))
+    load_world(settings, build_world(seed=1, areas=5, months=24))
     settings.ensure_dirs()
     bad = CRC_V2.format(c=CRC, a=AREA).replace(",White,N\n", ",white british,N\n", 1)
     (settings.drop_dir / "northstar-rehab_crc_caseload_2024-03.csv").write_text(bad)

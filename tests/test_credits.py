@@ -13,7 +13,7 @@ from sqlmodel import select
 from cjmonitor import pipeline
 from cjmonitor.cli import cli
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world
+from cjmonitor.demo import build_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.credits import statement, statements
 from contracts.models import Finding, Judgement, PaymentTerms
@@ -25,7 +25,7 @@ TTG, CRC = "TTG-E23000005", "CRC-E23000005"  # Greater Manchester: TTG fee £3,4
 def settings(tmp_path):
     settings = get_settings(tmp_path)
     pipeline.upgrade_db(settings)
-    pipeline.load_world_reference(settings, build_world(seed=1, areas=5, months=24))
+    load_world(settings, build_world(seed=1, areas=5, months=24))
     return settings
 
 

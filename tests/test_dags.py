@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world, generate_world
+from cjmonitor.demo import build_world, generate_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.models import Submission
 
@@ -64,7 +64,7 @@ def test_returns_dag_loads_publishes_and_names_late_providers(airflow_db, tmp_pa
     settings = get_settings(home)
     pipeline.upgrade_db(settings)
     world = generate_world(settings.drop_dir, settings.truth_path, seed=21, areas=5, months=24)
-    pipeline.load_world_reference(settings, build_world(seed=21, areas=5, months=24))
+    load_world(settings, build_world(seed=21, areas=5, months=24))
     late = world.truth["late_returns"][0]
     run_month = pd.Period(late["period"], "M") + 1  # the run in the month after the late return's period
 

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world
+from cjmonitor.demo import build_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.models import CrcRecord, Submission, ValidationIssue
 
@@ -22,7 +22,7 @@ def world_home(migrated_home, generated_world):
     (generated once per run and shared: read from it, copy before changing)."""
     settings = get_settings(migrated_home)
     world = build_world(seed=9, areas=5, months=24)
-    pipeline.load_world_reference(settings, world)
+    load_world(settings, world)
     generated = generated_world(seed=9, areas=5, months=24) / "drop"
     settings.ensure_dirs()
     return settings, generated

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world
+from cjmonitor.demo import build_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.judge import TargetTerms, judge_frame, rag
 from contracts.models import KpiValue
@@ -106,7 +106,7 @@ RETURNS = [
 def derived(tmp_path_factory):
     settings = get_settings(tmp_path_factory.mktemp("kpis"))
     pipeline.upgrade_db(settings)
-    pipeline.load_world_reference(settings, build_world(seed=1, areas=5, months=24))
+    load_world(settings, build_world(seed=1, areas=5, months=24))
     settings.ensure_dirs()
     for name, rows, contract, _expected in RETURNS:
         (settings.drop_dir / name).write_text(rows.format(c=contract, a=AREA))

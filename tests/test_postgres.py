@@ -18,7 +18,7 @@ from sqlmodel import SQLModel, select
 
 from cjmonitor import pipeline
 from cjmonitor.db import get_engine, session_scope
-from cjmonitor.demo import generate_world
+from cjmonitor.demo import generate_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.models import Finding, KpiValue, Submission
 from tests.deps import need_postgres_url
@@ -45,7 +45,7 @@ def postgres_url():
 def _world(settings):
     pipeline.upgrade_db(settings)
     world = generate_world(settings.drop_dir, settings.truth_path, seed=31, areas=5, months=24)
-    pipeline.load_world_reference(settings, world)
+    load_world(settings, world)
     return world
 
 

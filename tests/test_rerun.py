@@ -22,7 +22,7 @@ from sqlmodel import SQLModel, select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world, generate_world
+from cjmonitor.demo import build_world, generate_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.models import Artifact, Judgement, Submission
 from tests.db_checksums import table_checksums, table_rows, unreferenced_surrogate_keys
@@ -63,7 +63,7 @@ def finished_run(airflow_db, tmp_path_factory):
     mp.setenv("CJMONITOR_HOME", str(home))
     settings = get_settings(home)
     pipeline.upgrade_db(settings)
-    pipeline.load_world_reference(settings, build_world(seed=21, areas=5, months=24))
+    load_world(settings, build_world(seed=21, areas=5, months=24))
     world = generate_world(settings.drop_dir, settings.truth_path, seed=21, areas=5, months=24)
     with session_scope(settings) as session:
         n_recipients = demo_recipients(session)

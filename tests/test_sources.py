@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world
+from cjmonitor.demo import build_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.errors import SourceConfigError
 from contracts.models import Submission
@@ -24,7 +24,7 @@ def world(migrated_home, generated_world):
     """A loaded reference world, and its generated returns (made once per run and shared: copy, never change)."""
     settings = get_settings(migrated_home)
     world = build_world(seed=4, areas=5, months=24)
-    pipeline.load_world_reference(settings, world)
+    load_world(settings, world)
     generated = generated_world(seed=4, areas=5, months=24) / "drop"
     return settings, generated
 

@@ -12,7 +12,7 @@ from sqlmodel import select
 from cjmonitor import pipeline
 from cjmonitor.cli import cli
 from cjmonitor.db import session_scope
-from cjmonitor.demo import build_world
+from cjmonitor.demo import build_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.errors import ContractsError
 from contracts.models import ContractVariation, Judgement, KpiValue, Target
@@ -25,7 +25,7 @@ TTG, MEASURE = "TTG-E23000005", "ttg_settled_accommodation"
 def settings(tmp_path):
     settings = get_settings(tmp_path)
     pipeline.upgrade_db(settings)
-    pipeline.load_world_reference(settings, build_world(seed=1, areas=5, months=24))  # contracts start 2023-01
+    load_world(settings, build_world(seed=1, areas=5, months=24))  # contracts start 2023-01
     return settings
 
 
