@@ -1,7 +1,7 @@
 """criminal-justice system measures (cjs_system_measures return, issue #19)
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-02 16:00:00
 """
 from alembic import op

@@ -1,7 +1,7 @@
 """custodial sentence for the first proven reoffence (reoffending_cohort spec v3)
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-02 16:25:00
 
 The lead re-chains this after the other branches' migrations at merge (down_revision).
