@@ -675,7 +675,7 @@ def _register_analyse_commands() -> None:
     """Attach the analysts' commands that exist in this build."""
     import importlib
 
-    for module_name in ("cjmonitor.cli_its", "cjmonitor.cli_groups"):
+    for module_name in ("cjmonitor.cli_its", "cjmonitor.cli_groups", "cjmonitor.cli_spc"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

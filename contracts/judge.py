@@ -19,7 +19,7 @@ from contracts.catalogue import MEASURES_BY_CODE
 from contracts.models import Judgement, Target
 from outcomes.errors import OutcomesError
 from outcomes.proportions import wilson_interval
-from outcomes.spc import MIN_BASELINE, p_chart
+from outcomes.spc import MIN_BASELINE, Rebase, spc
 
 RAG_WORDS = ("Green", "Amber", "Red", "No data")
 
@@ -68,44 +68,76 @@ def judge_frame(values: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return frame
 
 
-def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list[str]] | None = None) -> pd.DataFrame:
-    """Add ``spc_signals`` and ``spc_variation`` per row from a p-chart of each contract x measure series.
+def measure_chart(series: pd.DataFrame, breaks=(), period: str | None = None, target: float | None = None):
+    """The MDC chart of one contract x measure series (months with cases, to ``period``), or None if too short.
 
-    Limits are recalculated at each contract variation month in ``breaks[(contract, measure)]``;
-    Laney's p' limits are used when the typical denominator is large (over 500), where ordinary
-    p-chart limits flag nearly every month. Series shorter than the SPC baseline get no signals.
+    ``series`` has period, numerator, denominator, direction; ``breaks`` are ``(period, reason)`` pairs (or bare
+    periods) where the limits are recalculated: contract variations are rebases. A rebase leaving fewer than
+    ``MIN_BASELINE`` months on either side is not applied (its limits would rest on too few points). The chart is a
+    p-chart, or Laney's p' when the typical denominator is large (over 500), as :func:`outcomes.spc.spc` chooses.
+    """
+    series = series[series["denominator"] > 0]
+    if period is not None:
+        series = series[series["period"] <= period]
+    series = series.sort_values("period")
+    if len(series) < MIN_BASELINE:
+        return None
+    periods = list(series["period"])
+    rebases = []
+    for item in breaks or ():
+        at, reason = item if isinstance(item, tuple) else (item, "")
+        if at in periods and MIN_BASELINE <= periods.index(at) <= len(periods) - MIN_BASELINE:
+            rebases.append(Rebase(at, reason or "contract variation"))
+    try:
+        return spc(series["numerator"], series["denominator"], periods, improvement=series["direction"].iloc[0],
+                   rebases=rebases, target=target)
+    except OutcomesError:
+        return None  # e.g. every case met the measure: no process width, nothing to signal
+
+
+def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list] | None = None) -> pd.DataFrame:
+    """Add ``spc_signals``, ``spc_variation`` and ``spc_variation_icon`` per row from each series' chart.
+
+    Limits are recalculated at each contract variation month in ``breaks[(contract, measure)]`` (see
+    :func:`measure_chart`). Series shorter than the SPC baseline get no signals.
     """
     frame = judged.reset_index(drop=True)
     frame["spc_signals"] = ""
     frame["spc_variation"] = ""
+    frame["spc_variation_icon"] = ""
     breaks = breaks or {}
     for (contract_id, code), series in frame.groupby(["contract_id", "measure_code"], sort=False):
-        series = series[series["denominator"] > 0].sort_values("period")
-        if len(series) < MIN_BASELINE:
+        chart = measure_chart(series, breaks.get((contract_id, code), []))
+        if chart is None:
             continue
-        periods = list(series["period"])
-        cuts = [periods.index(p) for p in breaks.get((contract_id, code), []) if p in periods and periods.index(p) > 0]
-        cuts = [c for c in cuts if c >= MIN_BASELINE and len(periods) - c >= MIN_BASELINE]
-        try:
-            chart = p_chart(series["numerator"], series["denominator"], periods,
-                            improvement=series["direction"].iloc[0], breaks=cuts,
-                            laney=float(series["denominator"].median()) > 500)
-        except OutcomesError:
-            continue  # e.g. every case met the measure: no process width, nothing to signal
-        words = [[] for _ in periods]
+        series = series[series["denominator"] > 0].sort_values("period")
+        words = [[] for _ in range(len(series))]
+        kinds = [set() for _ in range(len(series))]
         for signal in chart.signals:
-            for i in range(signal.start, signal.end + 1):
+            for i in signal.flagged:
                 words[i].append(f"{signal.rule} ({signal.meaning})")
+                kinds[i].add(signal)
         for position, index in enumerate(series.index):
             mine = words[position]
             frame.at[index, "spc_signals"] = "; ".join(dict.fromkeys(mine))
-            if any(w.endswith("(concern)") for w in mine):
-                frame.at[index, "spc_variation"] = "special cause concerning"
-            elif mine:
-                frame.at[index, "spc_variation"] = "special cause improving"
-            else:
-                frame.at[index, "spc_variation"] = "common cause"
+            icon = point_icon(kinds[position], chart.improvement)
+            frame.at[index, "spc_variation_icon"] = icon
+            frame.at[index, "spc_variation"] = ICON_VARIATION_WORDS[icon.split("_")[0]]
     return frame
+
+
+ICON_VARIATION_WORDS = {"common": "common cause", "improvement": "special cause improving",
+                        "concern": "special cause concerning", "neither": "special cause neither"}
+
+
+def point_icon(signals, improvement: str) -> str:
+    """The MDC variation icon of one point from the signals that flag it (improvement wins a conflict, as in MDC)."""
+    if not signals:
+        return "common_cause"
+    meanings = {s.meaning for s in signals}
+    kind = "neither" if improvement == "neutral" else "improvement" if "improvement" in meanings else "concern"
+    chosen = next(s for s in sorted(signals, key=lambda s: s.start) if s.meaning == kind)
+    return f"{kind}_{'high' if chosen.side in ('high', 'up') else 'low'}"
 
 
 ROLLING_WINDOWS = {"quarter": 3, "year": 12}
