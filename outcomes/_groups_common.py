@@ -8,15 +8,14 @@ both emits a warning and keeps it for the result object.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from outcomes.errors import OutcomesError
+from outcomes.results import Estimate
 
 MIN_TREATED = 30
 """Fewest treated people a comparison-group estimate is made for (the JDL asks for at least 60)."""
@@ -26,44 +25,8 @@ class ComparisonGroupWarning(UserWarning):
     """A caveat about a comparison-group estimate (dropped people, residual imbalance, extreme weights)."""
 
 
-@dataclass(frozen=True)
-class EffectEstimate:
-    """An effect with its standard error, ``1 - alpha`` interval and two-sided p-value."""
-
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    alpha: float
-
-    @classmethod
-    def normal(cls, estimate: float, se: float, alpha: float) -> EffectEstimate:
-        """Wald interval and p-value from a normal approximation."""
-        z = norm.ppf(1 - alpha / 2)
-        if se > 0 and math.isfinite(se):
-            p_value = float(2 * norm.sf(abs(estimate) / se))
-        else:
-            p_value = float("nan")
-        return cls(float(estimate), float(se), float(estimate - z * se), float(estimate + z * se), p_value, alpha)
-
-    @classmethod
-    def student(cls, estimate: float, se: float, df: float, alpha: float) -> EffectEstimate:
-        """Interval and p-value from Student's t with ``df`` degrees of freedom."""
-        from scipy.stats import t as student_t
-
-        q = student_t.ppf(1 - alpha / 2, df)
-        p_value = float(2 * student_t.sf(abs(estimate) / se, df)) if se > 0 else float("nan")
-        return cls(float(estimate), float(se), float(estimate - q * se), float(estimate + q * se), p_value, alpha)
-
-    @property
-    def significant(self) -> bool:
-        """True when the interval excludes zero (p-value below ``alpha``)."""
-        return bool(self.p_value < self.alpha)
-
-    def to_dict(self) -> dict:
-        return {"estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "p_value": self.p_value, "se": self.se}
+EffectEstimate = Estimate
+"""The comparison-group designs' effect record: the shared :class:`outcomes.results.Estimate`."""
 
 
 def check_alpha(alpha: float) -> None:
