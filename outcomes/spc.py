@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from outcomes.errors import OutcomesError
+from outcomes.results import Result
 
 XMR_CONSTANT = 2.66  # 3 / d2 with d2 = 1.128 for moving ranges of two points
 D2 = 1.128
@@ -100,7 +101,7 @@ class Signal:
 
 
 @dataclass(frozen=True)
-class SPCResult:
+class SPCResult(Result):
     """A control chart with its signals and MDC icons.
 
     ``points`` has one row per point: ``label``, ``value``, ``centre``, ``lower``, ``upper``,
@@ -125,7 +126,7 @@ class SPCResult:
     two_of_three: str = "2023"
     screen_outliers: bool = False
     warnings: tuple[str, ...] = ()
-    alpha: float | None = None  # SPC has no alpha: 3-sigma limits, about 0.27% a point when in control
+    alpha: float = 0.0027  # no test: 3-sigma limits put about 0.27% of in-control (normal) points outside
     citation: str = CITATION
 
     @property
@@ -189,7 +190,7 @@ class SPCResult:
             "latest": {"label": labels[-1], "value": float(last["value"]), "centre": float(last["centre"]),
                        "lower": finite(last["lower"]), "upper": finite(last["upper"])},
             "nobs": self.nobs, "alpha": self.alpha, "citation": self.citation, "warnings": list(self.warnings),
-            "headline": self.headline,
+            "headline": self.headline, "estimates": {},
         }
 
     def _repr_html_(self) -> str:
