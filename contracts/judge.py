@@ -202,3 +202,42 @@ def judged_months(session: Session, contract_ids: list[str]) -> pd.DataFrame:
     merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
     merged["direction"] = merged["measure_code"].map(lambda code: MEASURES_BY_CODE[code].direction)
     return merged.drop(columns=["from_period", "to_period"]).sort_values(["contract_id", "measure_code", "period"])
+
+
+def variation_breaks(session: Session, contract_ids: list[str] | None = None) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Rebases from contract variations: ``{(contract, measure): [(YYYY-MM, reason), ...]}``.
+
+    A variation naming a measure rebases that measure; one naming none rebases every measure of the contract.
+    """
+    from contracts.catalogue import MEASURES
+    from contracts.models import ContractVariation
+
+    query = select(ContractVariation)
+    if contract_ids is not None:
+        query = query.where(ContractVariation.contract_id.in_(contract_ids))
+    found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for v in session.exec(query.order_by(ContractVariation.effective_date)).all():
+        reason = f"contract variation ({v.kind.replace('_', ' ')}): {v.description}".rstrip(": ")
+        for code in ([v.measure_code] if v.measure_code else [m.code for m in MEASURES]):
+            found.setdefault((v.contract_id, code), []).append((v.effective_date.strftime("%Y-%m"), reason))
+    return found
+
+
+def kpi_charts(history: pd.DataFrame, breaks: dict[tuple[str, str], list] | None, period: str) -> dict:
+    """One contract's MDC chart per measure from its judged months to ``period``: ``{measure_code: SPCResult}``.
+
+    ``history`` holds judged months (contract_id, measure_code, period, numerator, denominator, target); the
+    direction comes from the catalogue and the assurance target is the one in force in the latest month.
+    """
+    charts = {}
+    if history.empty:
+        return charts
+    breaks = breaks or {}
+    for (contract_id, code), series in history[history["period"] <= period].groupby(["contract_id", "measure_code"]):
+        series = series.assign(direction=MEASURES_BY_CODE[code].direction)
+        ok = series[series["denominator"] > 0].sort_values("period")
+        target = float(ok["target"].iloc[-1]) if len(ok) else None
+        chart = measure_chart(series, breaks.get((contract_id, code), []), target=target)
+        if chart is not None:
+            charts[code] = chart
+    return charts

@@ -12,9 +12,11 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
+from contracts.judge import kpi_charts, variation_breaks
 from contracts.models import Area, Artifact, Contract, Finding, Judgement, Provider, Submission
-from reports.charts import kpi_small_multiples
+from reports.charts import kpi_small_multiples, spc_table
 from reports.env import environment, month_name
+from reports.icons import icon_words
 from reports.pdf import pdf_bytes
 from reports.xlsx import workbook_bytes
 
@@ -81,6 +83,7 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
         history = judgements_frame(session, [contract_id])
     history = history[history["period"] <= period].sort_values(["measure_code", "period"]) if not history.empty else history
     rows, series, titles = [], {}, {}
+    charts = kpi_charts(history, variation_breaks(session, [contract_id]), period)
     for code, frame in (history.groupby("measure_code", sort=False) if not history.empty else []):
         measure = MEASURES_BY_CODE[code]
         titles[code] = measure.name
@@ -97,7 +100,7 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
                          "direction": measure.direction, "rag": "No data", "verdict": "no return", "ci_low": None,
                          "ci_high": None, "numerator": None, "denominator": None,
                          "red_last_12": int((last12["rag"] == "Red").sum()), "source": "derived", "as_of": period,
-                         "spc": ""})
+                         "spc": "", **spc_icons(charts.get(code))})
             continue
         row = current.iloc[0]
         rows.append({"code": code, "name": measure.name, "value": row["value"], "target": row["target"],
@@ -105,7 +108,7 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
                      "ci_low": row["ci_low"], "ci_high": row["ci_high"], "numerator": row["numerator"],
                      "denominator": row["denominator"], "red_last_12": int((last12["rag"] == "Red").sum()),
                      "source": row.get("source", "derived"), "as_of": as_of,
-                     "spc": row.get("spc_signals") or row.get("spc_variation") or ""})
+                     "spc": row.get("spc_signals") or row.get("spc_variation") or "", **spc_icons(charts.get(code))})
     counts = {word: sum(1 for r in rows if r["rag"] == word) for word in ("Green", "Amber", "Red")}
     headline = (f"In {month_name(period)}, {len(rows)} KPIs: {counts['Green']} Green, {counts['Amber']} Amber, "
                 f"{counts['Red']} Red.")
@@ -119,8 +122,9 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     used = [s for s in submissions if s.is_current and s.status == "accepted"]
     evidence = [_finding_row(f) for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
                                                       .order_by(Finding.method)).all()]
-    chart = kpi_small_multiples(series, titles, alpha) if series else "<p>No KPI values yet.</p>"
-    drill = [{"code": code, "name": titles[code], "months": frame.sort_values("period", ascending=False).to_dict("records")}
+    chart = kpi_small_multiples(series, titles, alpha, spc=charts) if series else "<p>No KPI values yet.</p>"
+    drill = [{"code": code, "name": titles[code], "chart": charts.get(code),
+              "months": _with_spc(frame, charts.get(code)).sort_values("period", ascending=False).to_dict("records")}
              for code, frame in series.items()]
     cut = data_cut_time(session)
     html = environment().get_template("scorecard.html").render(
@@ -142,7 +146,9 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
             "contract": pd.DataFrame([{"contract_id": contract.id, "contract": contract.name, "provider": provider.name,
                                        "area_code": area.code, "area": area.name, "period": period, "alpha": alpha,
                                        "code_version": code_version}]),
-            "kpis": pd.DataFrame(rows).rename(columns={"red_last_12": "red_months_in_last_12"}),
+            "kpis": pd.DataFrame(rows).drop(columns=["variation_icon", "assurance_icon"])
+            .rename(columns={"red_last_12": "red_months_in_last_12", "variation": "variation (MDC)",
+                             "assurance": "assurance (MDC)"}),
             "judged_months": judged_months,
             "submissions": pd.DataFrame([{"file": s.file_name, "return_type": s.return_type, "period": s.period,
                                           "version": s.version, "received_at": s.received_at, "late": s.is_late,
@@ -155,6 +161,22 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
         _record_artifact(session, kind="scorecard", audience="contract_manager", period=period, path=target, sha=digest,
                          contract_id=contract_id, area_code=area.code)
     return path
+
+
+def spc_icons(chart) -> dict:
+    """The KPI's MDC icons (codes and words) and the chart behind them, for a row of a document."""
+    variation = chart.variation_icon if chart is not None else None
+    assurance = chart.assurance_icon if chart is not None else None
+    words = icon_words(variation, assurance)
+    return {"variation_icon": variation, "assurance_icon": assurance, "variation": words[0], "assurance": words[1],
+            "spc_chart": chart.why.split(":")[0] if chart is not None else ""}
+
+
+def _with_spc(frame: pd.DataFrame, chart) -> pd.DataFrame:
+    """The judged months with the chart's mean, limits and rules per month (the figures the chart draws)."""
+    table = pd.DataFrame(spc_table(frame, chart)).rename(columns={"centre": "spc_mean", "lower": "spc_lower",
+                                                                  "upper": "spc_upper", "signals": "spc_rules"})
+    return frame.merge(table, on="period", how="left")
 
 
 def _write_bytes(path: Path, data: bytes) -> tuple[Path, str]:
