@@ -411,7 +411,11 @@ def scorecard(home, contract_id, period, as_json) -> None:
         for kpi in session.exec(select(KpiValue).where(KpiValue.contract_id == contract_id, KpiValue.period == period)).all():
             if sources.get(kpi.measure_code) != "derived":  # derived from records wins, as in the judgement
                 sources[kpi.measure_code] = kpi.source
-        rolling = rolling_judgements(judged_months(session, [contract_id]), period, settings.alpha)
+        monthly = judged_months(session, [contract_id])
+        rolling = rolling_judgements(monthly, period, settings.alpha)
+        from contracts.fairness import contract_signals
+
+        shortfall = contract_signals(monthly, period)
         rolling = rolling.astype(object).where(rolling.notna(), None)
         pooled = {(r["measure_code"], r["window"]): {
             "window": r["window"], "from": r["first_period"], "to": r["last_period"],
@@ -428,6 +432,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
             "spc_signals": [x for x in j.spc_signals.split("; ") if x], "spc_variation": j.spc_variation,
             "rolling": {window: pooled[(j.measure_code, window)] for window in ROLLING_WINDOWS
                         if (j.measure_code, window) in pooled},
+            "cusum": shortfall.get(j.measure_code),
         } for j in rows]
         evidence = []
         for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)

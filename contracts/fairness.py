@@ -148,3 +148,38 @@ def shortfall_signal(numerators, denominators, p0: float, direction: str, kpis: 
     path, signals = cusum_path(x, n, p0, direction, h)
     return {"signal": bool(signals[-1]), "statistic": float(path[-1]), "threshold": h, "months": int(len(n)),
             "signals": [int(i) for i in np.flatnonzero(signals)]}
+
+
+def contract_signals(monthly, period: str) -> dict[str, dict]:
+    """The CUSUM rule for every KPI of one contract as of ``period``: ``{measure_code: {...}}``.
+
+    ``monthly`` is :func:`contracts.judge.judged_months` for the contract (period, numerator, denominator,
+    target, direction). Each KPI's CUSUM runs over the months since its target last changed (a new target is a
+    new question), calibrated for the contract's number of KPIs with data. Adds ``signal_periods`` (every
+    signal), ``last_signal`` and ``in_last_12`` (a signal within the 12 months to ``period``).
+    """
+    import pandas as pd
+
+    if monthly is None or len(monthly) == 0:
+        return {}
+    rows = monthly[(monthly["period"] <= period) & (monthly["denominator"] > 0)].sort_values("period")
+    codes = sorted(rows["measure_code"].unique())
+    first_of_year = str(pd.Period(period, "M") - 11)
+    out = {}
+    for code in codes:
+        series = rows[rows["measure_code"] == code]
+        target = float(series["target"].iloc[-1])
+        changed = series["target"].to_numpy(dtype=float) != target
+        if changed.any():
+            series = series.iloc[int(np.flatnonzero(changed)[-1]) + 1:]
+        result = shortfall_signal(series["numerator"], series["denominator"], target, series["direction"].iloc[0],
+                                  len(codes))
+        periods = list(series["period"])
+        result["signal_periods"] = [periods[i] for i in result.pop("signals")]
+        result["signal"] = bool(result["signal"] and periods[-1] == period)
+        result["last_signal"] = result["signal_periods"][-1] if result["signal_periods"] else None
+        result["in_last_12"] = bool(result["last_signal"] and result["last_signal"] >= first_of_year)
+        result["from"] = periods[0] if periods else None
+        result["kpis"] = len(codes)
+        out[code] = result
+    return out

@@ -67,7 +67,8 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
                      **spc_icons(charts.get(code))})
         if red >= RED_MONTHS_FOR_AN_ASK:
             asks.append(f"{measure.name} missed its target outside tolerance (Red) in {red} of the last {len(recent)} months; "
-                        f"in {not_met} of them the shortfall was statistically significant (not met at alpha {alpha:g}).")
+                        f"in {not_met} of them the month alone was below target beyond its own sampling noise (not met at alpha "
+                        f"{alpha:g}; a descriptive count, each month its own test, not a controlled judgement).")
     credit_lines, credit_total = [], 0.0
     money_by_month = statements(session, contract_id, last12, pbr=False)
     for month in last12:
@@ -105,7 +106,7 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
     return {"contract": contract, "provider": provider, "area": area, "as_of": as_of, "alpha": alpha,
             "asks": asks, "kpis": kpis, "history": history, "credit_lines": credit_lines, "credit_total": credit_total,
             "pbr": pbr, "evidence": evidence, "variations": variations, "submissions": submissions, "quality": quality,
-            "charts": charts}
+            "spc_charts": charts}
 
 
 def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | None = None) -> pd.DataFrame:
@@ -162,7 +163,7 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     titles = {code: MEASURES_BY_CODE[code].name for code in series}
     its_items = [e for e in data["evidence"] if e["code"].startswith("its") and e["parameters"].get("series")]
     charts = {
-        "history": kpi_small_multiples(series, titles, alpha, spc=data["charts"]) if series else "",
+        "history": kpi_small_multiples(series, titles, alpha, spc=data["spc_charts"]) if series else "",
         "its": [(e, its_chart(pd.DataFrame(e["parameters"]["series"]), f"{e['measure']}: change after "
                                                                       f"{e['parameters'].get('intervention')}")) for e in its_items],
         "funnel": funnel_panels(funnel, titles) if not funnel.empty else "",
