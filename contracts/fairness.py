@@ -132,6 +132,16 @@ def operating_characteristics(kpis: list[tuple[float, int, str]], *, sims: int =
     return out
 
 
+def volume_grid(n: float) -> int:
+    """The calibration volume: exact below 20 cases a month, else to 2 significant figures (thresholds change
+    slowly with volume, and a run's documents then share a few hundred calibrations, not one per KPI)."""
+    n = max(int(round(n)), 1)
+    if n < 20:
+        return n
+    digits = len(str(n)) - 2
+    return int(round(n, -digits))
+
+
 def shortfall_signal(numerators, denominators, p0: float, direction: str, kpis: int) -> dict:
     """The CUSUM rule on one KPI's months (oldest first): is there a signal in the latest month?
 
@@ -144,7 +154,7 @@ def shortfall_signal(numerators, denominators, p0: float, direction: str, kpis: 
     x, n = x[keep], n[keep]
     if len(n) == 0:
         return {"signal": False, "statistic": 0.0, "threshold": None, "months": 0, "signals": []}
-    h = cusum_threshold(round(float(p0), 4), int(round(float(np.median(n)))), direction, int(kpis))
+    h = cusum_threshold(round(float(p0), 2), volume_grid(float(np.median(n))), direction, int(kpis))
     path, signals = cusum_path(x, n, p0, direction, h)
     return {"signal": bool(signals[-1]), "statistic": float(path[-1]), "threshold": h, "months": int(len(n)),
             "signals": [int(i) for i in np.flatnonzero(signals)]}

@@ -122,12 +122,15 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
 def render_monthly_report(session: Session, out_dir: Path, area_code: str, period: str, *, alpha: float,
                           code_version: str, threshold: int = 5, unit_cost_gbp: float = 5000.0) -> dict[str, Path]:
     data = gather(session, area_code, period, alpha, threshold, unit_cost_gbp)
+    from reports.matrix import matrix_rows, xlsx_frame
+
+    matrix = matrix_rows(session, [d["id"] for d in data["dashboard"]], period, alpha)
     folder = out_dir / "reports" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)
     cut = data_cut_time(session)
     html = environment().get_template("monthly_report.html").render(
         **data, period_name=month_name(period), code_version=code_version,
-        generated_at=format_cut(cut))
+        generated_at=format_cut(cut), matrix=matrix, matrix_link=f"../../../matrix/{area_code}/{period}/index.html")
     paths = {"html": folder / "monthly.html", "pdf": folder / "monthly.pdf", "xlsx": folder / "monthly.xlsx"}
     records = []
     sha = _write(paths["html"], html)
@@ -138,7 +141,8 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
     sheets = {"dashboard": pd.DataFrame(data["dashboard"]).rename(columns={"value": "annual_value_gbp"}),
               "exceptions": pd.DataFrame({"exception": data["exceptions"] or ["none"]}),
               "changes": pd.DataFrame({"change": data["changes"] or ["none"]}),
-              "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}])}
+              "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}]),
+              "matrix": xlsx_frame(matrix)}
     for table in data["breakdowns"]:
         sheets[f"by_{table['column']}"] = pd.DataFrame([*table["rows"], table["total"]])
     workbook = workbook_bytes(sheets, created=cut)

@@ -260,6 +260,26 @@ def _data_quality_links(out_dir: Path, period: str) -> list[tuple[str, str, str]
     return links
 
 
+def _render_matrices(session: Session, out_dir: Path, period: str, area_codes: list[str], code_version: str) -> dict:
+    """The national by-provider matrix and each area's, from one pass over the judgements; links from out/."""
+    from reports.matrix import matrix_rows, render_matrix
+
+    contracts = [c.id for c in session.exec(select(Contract)).all()]
+    alpha = session.exec(select(Judgement.alpha).where(Judgement.period == period)).first()
+    if alpha is None:
+        return {}
+    rows = matrix_rows(session, contracts, period, float(alpha))
+    links = {"national": render_matrix(session, out_dir, period, alpha=float(alpha), code_version=code_version,
+                                       rows=rows)["index"].relative_to(out_dir).as_posix()}
+    for code in area_codes:
+        mine = [r for r in rows if r["area_code"] == code]
+        if mine:
+            paths = render_matrix(session, out_dir, period, alpha=float(alpha), area_code=code,
+                                  code_version=code_version, rows=mine)
+            links[code] = paths["index"].relative_to(out_dir).as_posix()
+    return links
+
+
 def render_index(session: Session, out_dir: Path, period: str, *, code_version: str) -> Path:
     areas = session.exec(select(Area).order_by(Area.name)).all()
     contracts = session.exec(select(Contract).order_by(Contract.id)).all()
@@ -285,7 +305,9 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
     summary = {"accepted": sum(s.status == "accepted" for s in subs), "rejected": sum(s.status == "rejected" for s in subs),
                "late": sum(bool(s.is_late) for s in subs)}
     cut = data_cut_time(session)
+    matrices = _render_matrices(session, out_dir, period, [a.code for a in areas], code_version)
     html = environment().get_template("index.html").render(
+        matrices=matrices,
         areas=[a for a in areas if any(c["area_code"] == a.code for c in listed)], contracts=listed, totals=totals,
         period=period, submissions=summary, code_version=code_version, reports=documents["reports"],
         periods=_index_pages(out_dir, period), data_quality=_data_quality_links(out_dir, period),
