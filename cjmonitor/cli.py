@@ -64,6 +64,7 @@ HOME_OPTION = click.option("--home", type=click.Path(file_okay=False), default=N
                            help="cjmonitor home (holds var/ and out/); default $CJMONITOR_HOME or the current directory.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 PERIOD_TYPE = click.STRING
+from cjmonitor.period import PERIOD, require_judged  # noqa: E402  (one Period type; checked against the data)
 
 
 def _check_period(period: str | None) -> str | None:
@@ -378,7 +379,7 @@ def render(home, period, contracts, as_json) -> None:
 @cli.command()
 @HOME_OPTION
 @click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
-@click.option("--period", required=True, help="Month, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
 @JSON_OPTION
 def scorecard(home, contract_id, period, as_json) -> None:
     """The judged KPIs of one contract for one month: value, target, RAG, verdict, interval, SPC signals."""
@@ -404,8 +405,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
         rows = session.exec(select(Judgement).where(Judgement.contract_id == contract_id, Judgement.period == period)
                             .order_by(Judgement.measure_code)).all()
         if not rows:
-            raise NotFoundError(f"no judged KPIs for {contract_id} in {period}: was the return received? "
-                                f"(`cjmonitor returns status --period {period}`)")
+            require_judged(session, period, contract_id=contract_id)
         money = statement(session, contract_id, period).to_dict()
         sources = {}
         for kpi in session.exec(select(KpiValue).where(KpiValue.contract_id == contract_id, KpiValue.period == period)).all():
@@ -484,7 +484,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
 @cli.command()
 @HOME_OPTION
 @click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
-@click.option("--period", required=True, help="Month, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
 @JSON_OPTION
 def credits(home, contract_id, period, as_json) -> None:
     """Service credits due for a month (after the quarterly cap) and payment by results, with the working."""
@@ -496,6 +496,12 @@ def credits(home, contract_id, period, as_json) -> None:
     settings = _settings(home)
     ensure_schema(settings)
     with session_scope(settings) as session:
+        from cjmonitor.errors import NotFoundError
+        from contracts.models import Contract
+
+        if session.get(Contract, contract_id) is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        require_judged(session, period, contract_id=contract_id)
         result = statement(session, contract_id, period).to_dict()
     if as_json:
         _echo_json(result)
