@@ -388,65 +388,21 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
     from cjmonitor.pipeline import ensure_schema
-    from contracts.actions import recommended_actions
-    from contracts.catalogue import MEASURES_BY_CODE
-    from contracts.credits import statement
-    from contracts.judge import ROLLING_WINDOWS, judged_months, rolling_judgements
-    from contracts.models import Contract, Finding, Judgement, KpiValue
+    from contracts.models import Contract, Judgement
     from reports.scorecard import METHOD_NAMES
+    from reports.views import build_scorecard_view
 
-    _check_period(period)
     settings = _settings(home)
     ensure_schema(settings)
     with session_scope(settings) as session:
-        contract = session.get(Contract, contract_id)
-        if contract is None:
+        if session.get(Contract, contract_id) is None:
             raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
-        rows = session.exec(select(Judgement).where(Judgement.contract_id == contract_id, Judgement.period == period)
-                            .order_by(Judgement.measure_code)).all()
-        if not rows:
+        if not session.exec(select(Judgement.id).where(Judgement.contract_id == contract_id,
+                                                       Judgement.period == period)).first():
             require_judged(session, period, contract_id=contract_id)
-        money = statement(session, contract_id, period).to_dict()
-        sources = {}
-        for kpi in session.exec(select(KpiValue).where(KpiValue.contract_id == contract_id, KpiValue.period == period)).all():
-            if sources.get(kpi.measure_code) != "derived":  # derived from records wins, as in the judgement
-                sources[kpi.measure_code] = kpi.source
-        monthly = judged_months(session, [contract_id])
-        rolling = rolling_judgements(monthly, period, settings.alpha)
-        from contracts.fairness import contract_signals
-
-        shortfall = contract_signals(monthly, period)
-        rolling = rolling.astype(object).where(rolling.notna(), None)
-        pooled = {(r["measure_code"], r["window"]): {
-            "window": r["window"], "from": r["first_period"], "to": r["last_period"],
-            "months_with_data": r["months_with_data"], "value": r["value"], "numerator": r["numerator"],
-            "denominator": r["denominator"], "target": r["target"], "rag": r["rag"], "verdict": r["verdict"],
-            "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-        } for r in rolling.to_dict("records")}
-        measures = [{
-            "code": j.measure_code, "name": MEASURES_BY_CODE[j.measure_code].name, "value": j.value,
-            "numerator": j.numerator, "denominator": j.denominator, "target": j.target, "tolerance": j.tolerance,
-            "direction": MEASURES_BY_CODE[j.measure_code].direction, "rag": j.rag, "verdict": j.verdict,
-            "alpha": j.alpha, "ci_low": j.ci_low, "ci_high": j.ci_high,
-            "source": sources.get(j.measure_code, "derived"),
-            "spc_signals": [x for x in j.spc_signals.split("; ") if x], "spc_variation": j.spc_variation,
-            "rolling": {window: pooled[(j.measure_code, window)] for window in ROLLING_WINDOWS
-                        if (j.measure_code, window) in pooled},
-            "cusum": shortfall.get(j.measure_code),
-        } for j in rows]
-        evidence = []
-        for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
-                              .order_by(Finding.method, Finding.measure_code)).all():
-            parameters = json.loads(f.parameters)
-            evidence.append({"method": f.method, "measure_code": f.measure_code, "cohort": f.cohort,
-                             "estimate": f.estimate, "ci_low": f.ci_low, "ci_high": f.ci_high, "alpha": f.alpha,
-                             "verdict": f.verdict,
-                             "sentence": parameters.get("headline") or parameters.get("sentence", "")})
-        result = {"contract_id": contract_id, "name": contract.name, "provider_id": contract.provider_id,
-                  "area_code": contract.area_code, "period": period, "measures": measures,
-                  "service_credits_due": money["service_credits"]["total"], "pbr_payable": money["pbr"]["total"],
-                  "evidence": evidence}
-        result["actions"] = recommended_actions(measures, result["service_credits_due"], result["pbr_payable"], evidence)
+        # The same view the scorecard document is rendered from (reports.views).
+        result = build_scorecard_view(session, contract_id, period, settings.alpha).to_dict()
+    measures, evidence = result["measures"], result["evidence"]
     if as_json:
         _echo_json(result)
         return

@@ -10,7 +10,6 @@ links to its scorecard. The XLSX holds every row with an autofilter on every col
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +19,7 @@ from contracts.catalogue import MEASURES_BY_CODE
 from contracts.fairness import contract_signals
 from contracts.judge import judged_months, kpi_charts, rolling_judgements, variation_breaks
 from contracts.models import Area, Contract, Provider
+from reports.artifacts import write_bytes
 from reports.env import environment, month_name
 from reports.icons import icon_words
 from reports.xlsx import workbook_bytes
@@ -116,14 +116,6 @@ def _variant(rows: list[dict], how: str | None) -> list[dict]:
     return sorted(rows, key=lambda r: (key(r), r["contract_id"], r["code"]))
 
 
-def _write(path: Path, data: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".part")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-    return hashlib.sha256(data).hexdigest()
-
-
 def xlsx_frame(rows: list[dict]) -> pd.DataFrame:
     columns = ["area_code", "area", "provider", "contract_id", "contract", "code", "kpi", "value", "target", "rag",
                "verdict", "variation", "assurance", "year_value", "year_verdict", "action"]
@@ -138,7 +130,7 @@ def render_matrix(session: Session, out_dir: Path, period: str, *, alpha: float,
 
     Files: ``matrix/<area or national>/<period>/<variant>.html`` and ``matrix.xlsx``; returns them by name.
     """
-    from reports.scorecard import data_cut_time, format_cut
+    from reports.artifacts import data_cut_time, format_cut
 
     if area_code is not None:
         ids = [c.id for c in session.exec(select(Contract).where(Contract.area_code == area_code)).all()]
@@ -160,10 +152,10 @@ def render_matrix(session: Session, out_dir: Path, period: str, *, alpha: float,
                                period_name=month_name(period), root="../../../", code_version=code_version,
                                generated_at=format_cut(cut), providers=_by_provider(shown) if area_code is None else [])
         path = folder / f"{stem}.html"
-        _write(path, html.encode("utf-8"))
+        write_bytes(path, html.encode("utf-8"))
         written[stem] = path
     xlsx = folder / "matrix.xlsx"
-    _write(xlsx, workbook_bytes({"matrix": xlsx_frame(rows)}, percent=("value", "target", "rolling year"), created=cut))
+    write_bytes(xlsx, workbook_bytes({"matrix": xlsx_frame(rows)}, percent=("value", "target", "rolling year"), created=cut))
     written["xlsx"] = xlsx
     return written
 

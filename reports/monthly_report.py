@@ -22,9 +22,12 @@ from contracts.models import Area, Contract, Finding, Judgement, Provider
 from contracts.status import return_status
 from contracts.value import FREQUENCY_MEASURE, value_view
 from outcomes.proportions import wilson_interval
+from reports.artifacts import data_cut_time, format_cut
+from reports.artifacts import record_artifact as _record_artifact
+from reports.artifacts import write_text as _write
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
-from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut
+from reports.scorecard import METHOD_NAMES
 from reports.suppression import SUPPRESSED, suppress_breakdown
 from reports.xlsx import workbook_bytes
 
