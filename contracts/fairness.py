@@ -33,10 +33,11 @@ from functools import lru_cache
 
 import numpy as np
 
-ALPHA_PER_CONTRACT_YEAR = 0.05
+ALPHA_PER_CONTRACT_YEAR = 0.05  # the stated ceiling
+CALIBRATION_ALPHA = 0.045  # what thresholds are set to: a margin for the volume grid and the simulation error
 DESIGN_SHORTFALL = 0.05
 BURN_IN_MONTHS = 12  # the year measured follows a year of running, so the CUSUM may start above 0
-CALIBRATION_YEARS = 20000
+CALIBRATION_YEARS = 10000
 
 
 def _weights(p0: float, direction: str, shortfall: float) -> tuple[float, float, float]:
@@ -75,7 +76,7 @@ def _simulate(p: float, n: int, months: int, sims: int, seed: int) -> np.ndarray
 
 
 @lru_cache(maxsize=4096)
-def cusum_threshold(p0: float, n: int, direction: str, kpis: int, alpha: float = ALPHA_PER_CONTRACT_YEAR,
+def cusum_threshold(p0: float, n: int, direction: str, kpis: int, alpha: float = CALIBRATION_ALPHA,
                     shortfall: float = DESIGN_SHORTFALL, sims: int = CALIBRATION_YEARS, seed: int = 18) -> float:
     """The threshold ``h`` with P(a signal in a contract-year | on target) = ``alpha / kpis`` at ``n`` a month.
 
@@ -91,7 +92,7 @@ def cusum_threshold(p0: float, n: int, direction: str, kpis: int, alpha: float =
 
 
 def operating_characteristics(kpis: list[tuple[float, int, str]], *, sims: int = 2000, seed: int = 7,
-                              alpha: float = ALPHA_PER_CONTRACT_YEAR) -> dict:
+                              alpha: float = CALIBRATION_ALPHA) -> dict:
     """Measured on ``sims`` simulated contract-years of one contract whose KPIs are ``(target, cases a month,
     direction)`` (independent of the calibration's seed; vectorised, about a second):
 
@@ -103,7 +104,8 @@ def operating_characteristics(kpis: list[tuple[float, int, str]], *, sims: int =
     """
     rng = np.random.default_rng(seed)
     k = len(kpis)
-    thresholds = [cusum_threshold(round(float(p0), 4), max(int(round(n)), 1), d, k, alpha) for p0, n, d in kpis]
+    # The deployed rule's threshold: the target to 2 decimals and the volume on the calibration grid.
+    thresholds = [cusum_threshold(round(float(p0), 2), volume_grid(n), d, k, alpha) for p0, n, d in kpis]
     on_target = np.zeros((sims, BURN_IN_MONTHS + 12), dtype=bool)
     for (p0, n, d), h in zip(kpis, thresholds, strict=True):
         n = max(int(round(n)), 1)
@@ -133,13 +135,14 @@ def operating_characteristics(kpis: list[tuple[float, int, str]], *, sims: int =
 
 
 def volume_grid(n: float) -> int:
-    """The calibration volume: exact below 20 cases a month, else to 2 significant figures (thresholds change
-    slowly with volume, and a run's documents then share a few hundred calibrations, not one per KPI)."""
+    """The calibration volume: exact below 20 cases a month, else the nearest point of a geometric grid with 5%
+    steps (20, 21, 22, 23, 24, 26, ...). Thresholds change slowly with volume, so a run's documents share about a hundred
+    calibrations rather than one per KPI; the simulation test measures the rule with the grid, at the true volume."""
     n = max(int(round(n)), 1)
     if n < 20:
         return n
-    digits = len(str(n)) - 2
-    return int(round(n, -digits))
+    step = np.log(1.05)
+    return int(round(20 * np.exp(round(np.log(n / 20) / step) * step)))
 
 
 def shortfall_signal(numerators, denominators, p0: float, direction: str, kpis: int) -> dict:

@@ -60,10 +60,50 @@ def _action(measure: dict, cusum: dict | None) -> str:
     return "none"
 
 
-def matrix_rows(session: Session, contract_ids: list[str], period: str, alpha: float) -> list[dict]:
-    """One row per contract x KPI judged in ``period`` (sorted by contract then KPI)."""
+def rows_from_view(view: dict, contract: Contract, provider: str, area: str) -> list[dict]:
+    """The matrix rows of one contract from its scorecard view (``ScorecardView.to_dict()``): the same figures
+    as :func:`matrix_rows` computes, without computing them again."""
+    period = view["period"]
+    rows = []
+    for m in view["measures"]:
+        if m["as_of"] != period or m["verdict"] == "no return":
+            continue
+        year = (m.get("rolling") or {}).get("year")
+        row = {"contract_id": contract.id, "contract": contract.name, "provider_id": contract.provider_id,
+               "provider": provider, "area_code": contract.area_code, "area": area, "code": m["code"], "kpi": m["name"],
+               "direction": m["direction"], "value": m["value"], "target": m["target"], "rag": m["rag"],
+               "verdict": m["verdict"], "variation_icon": m["variation_icon"], "assurance_icon": m["assurance_icon"],
+               "year_value": year["value"] if year else None, "year_verdict": year["verdict"] if year else "no data",
+               "year_rag": year["rag"] if year else "No data", "scorecard": f"scorecards/{period}/{contract.id}.html"}
+        row["variation"], row["assurance"] = icon_words(row["variation_icon"], row["assurance_icon"])
+        measure = {"rag": row["rag"], "verdict": row["verdict"], "variation_icon": row["variation_icon"],
+                   "rolling": {"year": {"verdict": row["year_verdict"]}}}
+        row["action"] = _action(measure, m.get("cusum"))
+        rows.append(row)
+    return rows
+
+
+def matrix_rows(session: Session, contract_ids: list[str], period: str, alpha: float,
+                views: dict[str, dict] | None = None) -> list[dict]:
+    """One row per contract x KPI judged in ``period`` (sorted by contract then KPI).
+
+    ``views``: scorecard views already built for this period (``{contract_id: ScorecardView.to_dict()}``, e.g. read
+    from the JSON written beside each scorecard); those contracts' rows are taken from them, the rest computed.
+    """
     if not contract_ids:
         return []
+    views = {k: v for k, v in (views or {}).items() if k in contract_ids and v.get("period") == period}
+    if views:
+        contracts = {c.id: c for c in session.exec(select(Contract).where(Contract.id.in_(list(views)))).all()}
+        providers = {p.id: p.name for p in session.exec(select(Provider)).all()}
+        areas = {a.code: a.name for a in session.exec(select(Area)).all()}
+        done = []
+        for contract_id in sorted(views):
+            c = contracts[contract_id]
+            done += rows_from_view(views[contract_id], c, providers.get(c.provider_id, c.provider_id),
+                                   areas.get(c.area_code, c.area_code))
+        rest = matrix_rows(session, [c for c in contract_ids if c not in views], period, alpha)
+        return sorted(done + rest, key=lambda r: (r["contract_id"], r["code"]))
     contracts = {c.id: c for c in session.exec(select(Contract).where(Contract.id.in_(contract_ids))).all()}
     providers = {p.id: p.name for p in session.exec(select(Provider)).all()}
     areas = {a.code: a.name for a in session.exec(select(Area)).all()}

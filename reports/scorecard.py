@@ -242,7 +242,15 @@ def _render_matrices(session: Session, out_dir: Path, period: str, area_codes: l
     alpha = session.exec(select(Judgement.alpha).where(Judgement.period == period)).first()
     if alpha is None:
         return {}
-    rows = matrix_rows(session, contracts, period, float(alpha))
+    import json
+
+    views = {}
+    for path in (out_dir / "scorecards" / period).glob("*.json"):
+        try:
+            views[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a view that cannot be read is computed again
+    rows = matrix_rows(session, contracts, period, float(alpha), views=views)
     links = {"national": render_matrix(session, out_dir, period, alpha=float(alpha), code_version=code_version,
                                        rows=rows)["index"].relative_to(out_dir).as_posix()}
     for code in area_codes:
