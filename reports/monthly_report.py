@@ -125,9 +125,14 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
 def render_monthly_report(session: Session, out_dir: Path, area_code: str, period: str, *, alpha: float,
                           code_version: str, threshold: int = 5, unit_cost_gbp: float = 5000.0) -> dict[str, Path]:
     data = gather(session, area_code, period, alpha, threshold, unit_cost_gbp)
-    from reports.matrix import matrix_rows, xlsx_frame
+    from types import MappingProxyType
 
-    matrix = matrix_rows(session, [d["id"] for d in data["dashboard"]], period, alpha)
+    from reports.matrix import matrix_rows, xlsx_frame
+    from reports.views import MonthlyReportView
+
+    view = MonthlyReportView(area_code, period, MappingProxyType(data),
+                             tuple(matrix_rows(session, [d["id"] for d in data["dashboard"]], period, alpha)))
+    data, matrix = dict(view.data), list(view.matrix)  # the document renders the view, and only the view
     folder = out_dir / "reports" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)
     cut = data_cut_time(session)
