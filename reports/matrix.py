@@ -92,7 +92,13 @@ def matrix_rows(session: Session, contract_ids: list[str], period: str, alpha: f
     """
     if not contract_ids:
         return []
-    views = {k: v for k, v in (views or {}).items() if k in contract_ids and v.get("period") == period}
+    if views:
+        from reports.artifacts import data_cut_time, format_cut
+
+        cut = format_cut(data_cut_time(session))
+        # Only views of this month, at this alpha, from the data as they are now (a stale view is computed again).
+        views = {k: v for k, v in views.items() if k in contract_ids and v.get("period") == period
+                 and v.get("data_cut") == cut and v.get("alpha") == alpha}
     if views:
         contracts = {c.id: c for c in session.exec(select(Contract).where(Contract.id.in_(list(views)))).all()}
         providers = {p.id: p.name for p in session.exec(select(Provider)).all()}

@@ -130,8 +130,16 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
     from reports.matrix import matrix_rows, xlsx_frame
     from reports.views import MonthlyReportView
 
-    view = MonthlyReportView(area_code, period, MappingProxyType(data),
-                             tuple(matrix_rows(session, [d["id"] for d in data["dashboard"]], period, alpha)))
+    ids = [d["id"] for d in data["dashboard"]]
+    views = {}  # the scorecard views already written for this month: their rows, not a second computation
+    for contract_id in ids:
+        path = out_dir / "scorecards" / period / f"{contract_id}.json"
+        try:
+            views[contract_id] = json.loads(path.read_text()) if path.exists() else None
+        except (OSError, ValueError):
+            views[contract_id] = None
+    view = MonthlyReportView(area_code, period, MappingProxyType(data), tuple(matrix_rows(
+        session, ids, period, alpha, views={k: v for k, v in views.items() if v is not None})))
     data, matrix = dict(view.data), list(view.matrix)  # the document renders the view, and only the view
     folder = out_dir / "reports" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from contracts.credits import statement
 from contracts.fairness import contract_signals
 from contracts.judge import ROLLING_WINDOWS, judged_months, kpi_charts, rolling_judgements, variation_breaks
 from contracts.models import Area, Contract, Finding, KpiValue, Provider
+from reports.artifacts import data_cut_time, format_cut
 from reports.env import month_name
 from reports.icons import icon_words
 
@@ -66,6 +67,7 @@ class ScorecardView:
     credits: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False)
     evidence: tuple = field(default=(), repr=False)
     actions: tuple = ()
+    data_cut: str = ""
     charts: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
     # ^ the SPCResult per KPI behind the icons, for drawing; not part of the view's data
 
@@ -75,7 +77,7 @@ class ScorecardView:
                "period": self.period, "alpha": self.alpha, "headline": self.headline,
                "measures": [dict(m) for m in self.measures], "service_credits_due": self.service_credits_due,
                "pbr_payable": self.pbr_payable, "credits": dict(self.credits),
-               "evidence": [dict(e) for e in self.evidence], "actions": list(self.actions)}
+               "evidence": [dict(e) for e in self.evidence], "actions": list(self.actions), "data_cut": self.data_cut}
         return json.loads(json.dumps(_plain(out), default=str))
 
 
@@ -163,7 +165,7 @@ def build_scorecard_view(session: Session, contract_id: str, period: str, alpha:
         area_code=area.code, area_name=area.name, period=period, alpha=alpha, headline=headline,
         measures=_freeze(measures), service_credits_due=money["service_credits"]["total"],
         pbr_payable=money["pbr"]["total"], credits=MappingProxyType(_plain(money)), evidence=_freeze(evidence),
-        actions=tuple(actions), charts=MappingProxyType(charts))
+        actions=tuple(actions), data_cut=format_cut(data_cut_time(session)), charts=MappingProxyType(charts))
 
 
 @dataclass(frozen=True)

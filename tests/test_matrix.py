@@ -45,3 +45,19 @@ def test_area_and_national_matrices(demo_home, demo_settings):
     with zipfile.ZipFile(national / "matrix.xlsx") as book:
         sheet = book.read("xl/worksheets/sheet1.xml").decode()
     assert "<autoFilter" in sheet
+
+
+def test_rows_from_the_scorecard_views_equal_rows_computed_again(demo_home, demo_settings):
+    import json
+
+    from reports.matrix import matrix_rows
+
+    views = {p.stem: json.loads(p.read_text()) for p in (demo_home / "out" / "scorecards" / "2025-12").glob("*.json")}
+    assert views
+    with session_scope(demo_settings) as session:
+        ids = sorted(views)
+        assert matrix_rows(session, ids, "2025-12", demo_settings.alpha, views=views) == \
+            matrix_rows(session, ids, "2025-12", demo_settings.alpha)
+        stale = {k: {**v, "data_cut": "long ago"} for k, v in views.items()}
+        assert matrix_rows(session, ids[:1], "2025-12", demo_settings.alpha, views=stale) == \
+            matrix_rows(session, ids[:1], "2025-12", demo_settings.alpha)
