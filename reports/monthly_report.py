@@ -97,7 +97,8 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
                 changes.append(f"{contract.id}: {name} went from {before.loc[row.measure_code, 'rag']} to {row.rag}.")
             if row.rag == "Red" and row.verdict == "not met":
                 exceptions.append(f"{contract.id} ({providers[contract.provider_id]}): {name} is {100 * row.value:.1f}% "
-                                  f"against a target of {100 * row.target:.0f}%, missed beyond sampling noise.")
+                                  f"against a target of {100 * row.target:.0f}%, below target beyond the month's own sampling "
+                                  "noise (a descriptive figure).")
     status = [r for r in return_status(session, period) if r["provider_id"] in {c.provider_id for c in contracts}]
     for row in status:
         if row["late"] or row["status"] in ("missing", "quarantined"):
@@ -138,8 +139,12 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
             views[contract_id] = json.loads(path.read_text()) if path.exists() else None
         except (OSError, ValueError):
             views[contract_id] = None
-    view = MonthlyReportView(area_code, period, MappingProxyType(data), tuple(matrix_rows(
-        session, ids, period, alpha, views={k: v for k, v in views.items() if v is not None})))
+    rows = matrix_rows(session, ids, period, alpha, views={k: v for k, v in views.items() if v is not None})
+    notices = [f"{r['contract_id']} ({r['provider']}): {r['kpi']}: the shortfall rule signalled this month; a "
+               "performance notice is due (the rule draws one for a provider on target in at most 5% of contract-years)."
+               for r in rows if r["action"] == "performance notice"]
+    data["exceptions"] = notices + list(data["exceptions"])
+    view = MonthlyReportView(area_code, period, MappingProxyType(data), tuple(rows))
     data, matrix = dict(view.data), list(view.matrix)  # the document renders the view, and only the view
     folder = out_dir / "reports" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)
