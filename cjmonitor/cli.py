@@ -108,6 +108,7 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, callback=_json_cal
 QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet_callback,
                             help="No progress bars or progress lines.")
 PERIOD_TYPE = click.STRING
+from cjmonitor.period import PERIOD, require_judged  # noqa: E402  (one Period type; checked against the data)
 
 
 def _count(n: int, noun: str) -> str:
@@ -515,7 +516,7 @@ def render(home, period, contracts, as_json) -> None:
 @cli.command()
 @HOME_OPTION
 @click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
-@click.option("--period", required=True, help="Month, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
 @JSON_OPTION
 def scorecard(home, contract_id, period, as_json) -> None:
     """The judged KPIs of one contract for one month: value, target, RAG, verdict, interval, SPC signals."""
@@ -524,61 +525,21 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
     from cjmonitor.migrate import ensure_schema
-    from contracts.actions import recommended_actions
-    from contracts.catalogue import MEASURES_BY_CODE
-    from contracts.credits import statement
-    from contracts.judge import ROLLING_WINDOWS, judged_months, rolling_judgements
-    from contracts.models import Contract, Finding, Judgement, KpiValue
+    from contracts.models import Contract, Judgement
     from reports.scorecard import METHOD_NAMES
+    from reports.views import build_scorecard_view
 
-    _check_period(period)
     settings = _settings(home)
     ensure_schema(settings)
     with session_scope(settings) as session:
-        contract = session.get(Contract, contract_id)
-        if contract is None:
+        if session.get(Contract, contract_id) is None:
             raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
-        rows = session.exec(select(Judgement).where(Judgement.contract_id == contract_id, Judgement.period == period)
-                            .order_by(Judgement.measure_code)).all()
-        if not rows:
-            raise NotFoundError(f"no judged KPIs for {contract_id} in {period}: was the return received? "
-                                f"(`cjmonitor returns status --period {period}`)")
-        money = statement(session, contract_id, period).to_dict()
-        sources = {}
-        for kpi in session.exec(select(KpiValue).where(KpiValue.contract_id == contract_id, KpiValue.period == period)).all():
-            if sources.get(kpi.measure_code) != "derived":  # derived from records wins, as in the judgement
-                sources[kpi.measure_code] = kpi.source
-        rolling = rolling_judgements(judged_months(session, [contract_id]), period, settings.alpha)
-        rolling = rolling.astype(object).where(rolling.notna(), None)
-        pooled = {(r["measure_code"], r["window"]): {
-            "window": r["window"], "from": r["first_period"], "to": r["last_period"],
-            "months_with_data": r["months_with_data"], "value": r["value"], "numerator": r["numerator"],
-            "denominator": r["denominator"], "target": r["target"], "rag": r["rag"], "verdict": r["verdict"],
-            "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-        } for r in rolling.to_dict("records")}
-        measures = [{
-            "code": j.measure_code, "name": MEASURES_BY_CODE[j.measure_code].name, "value": j.value,
-            "numerator": j.numerator, "denominator": j.denominator, "target": j.target, "tolerance": j.tolerance,
-            "direction": MEASURES_BY_CODE[j.measure_code].direction, "rag": j.rag, "verdict": j.verdict,
-            "alpha": j.alpha, "ci_low": j.ci_low, "ci_high": j.ci_high,
-            "source": sources.get(j.measure_code, "derived"),
-            "spc_signals": [x for x in j.spc_signals.split("; ") if x], "spc_variation": j.spc_variation,
-            "rolling": {window: pooled[(j.measure_code, window)] for window in ROLLING_WINDOWS
-                        if (j.measure_code, window) in pooled},
-        } for j in rows]
-        evidence = []
-        for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
-                              .order_by(Finding.method, Finding.measure_code)).all():
-            parameters = json.loads(f.parameters)
-            evidence.append({"method": f.method, "measure_code": f.measure_code, "cohort": f.cohort,
-                             "estimate": f.estimate, "ci_low": f.ci_low, "ci_high": f.ci_high, "alpha": f.alpha,
-                             "verdict": f.verdict,
-                             "sentence": parameters.get("headline") or parameters.get("sentence", "")})
-        result = {"contract_id": contract_id, "name": contract.name, "provider_id": contract.provider_id,
-                  "area_code": contract.area_code, "period": period, "measures": measures,
-                  "service_credits_due": money["service_credits"]["total"], "pbr_payable": money["pbr"]["total"],
-                  "evidence": evidence}
-        result["actions"] = recommended_actions(measures, result["service_credits_due"], result["pbr_payable"], evidence)
+        if not session.exec(select(Judgement.id).where(Judgement.contract_id == contract_id,
+                                                       Judgement.period == period)).first():
+            require_judged(session, period, contract_id=contract_id)
+        # The same view the scorecard document is rendered from (reports.views).
+        result = build_scorecard_view(session, contract_id, period, settings.alpha).to_dict()
+    measures, evidence = result["measures"], result["evidence"]
     if as_json:
         _echo_json(result)
         return
@@ -616,7 +577,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
 @cli.command()
 @HOME_OPTION
 @click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
-@click.option("--period", required=True, help="Month, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
 @JSON_OPTION
 def credits(home, contract_id, period, as_json) -> None:
     """Service credits due for a month (after the quarterly cap) and payment by results, with the working."""
@@ -628,6 +589,12 @@ def credits(home, contract_id, period, as_json) -> None:
     settings = _settings(home)
     ensure_schema(settings)
     with session_scope(settings) as session:
+        from cjmonitor.errors import NotFoundError
+        from contracts.models import Contract
+
+        if session.get(Contract, contract_id) is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        require_judged(session, period, contract_id=contract_id)
         result = statement(session, contract_id, period).to_dict()
     if as_json:
         _echo_json(result)
@@ -838,7 +805,7 @@ def _register_analyse_commands() -> None:
     """Attach the analysts' commands that exist in this build."""
     import importlib
 
-    for module_name in ("cjmonitor.cli_its", "cjmonitor.cli_groups", "cjmonitor.cli_survival"):
+    for module_name in ("cjmonitor.cli_its", "cjmonitor.cli_groups", "cjmonitor.cli_survival", "cjmonitor.cli_spc"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -1,8 +1,12 @@
 """What a contract manager should do about a month's scorecard, in plain words, built only from the findings.
 
-The rules follow the contract-management practice the judgement supports: act on misses that are
-beyond sampling noise (a verdict of ``not met``, over the month or the rolling year), on special-cause
-signals of concern, and on credits due; watch, rather than act, where a Red month is not yet proven.
+The performance notice has stated operating characteristics (``contracts.fairness``): it follows a signal
+of the KPI's shortfall CUSUM, whose threshold makes a provider exactly on target draw one on any of its
+KPIs in at most 5% of contract-years; a 5-point shortfall on every KPI is signalled within 6 months with
+a probability of 80% or more at 80 cases a month (the README and docs/methods-spc.md give the figures).
+The monthly and rolling-year Wilson verdicts are descriptive figures, looked at every month on every KPI:
+they lead to a conversation, never to a notice. Special-cause signals of concern and credits due are
+acted on; a Red month not yet proven is watched.
 """
 
 from __future__ import annotations
@@ -18,15 +22,28 @@ def recommended_actions(measures: list[dict], credits_due: float, pbr_payable: f
     actions = []
     for m in measures:
         year = (m.get("rolling") or {}).get("year") or {}
-        if year.get("verdict") == "not met":
+        cusum = m.get("cusum") or {}
+        if cusum.get("signal"):
+            actions.append(
+                f"{m['name']}: the shortfall rule signalled this month (CUSUM {cusum['statistic']:.1f} over its "
+                f"threshold {cusum['threshold']:.1f}, from {cusum['from']}; a provider on target draws this on any KPI in "
+                "at most 5% of contract-years). Issue a performance notice and ask for a remedial plan with dated "
+                "milestones.")
+        elif cusum.get("in_last_12"):
+            actions.append(f"{m['name']}: the shortfall rule signalled in {cusum['last_signal']}; check the remedial "
+                           "plan's milestones.")
+        if cusum.get("signal") or cusum.get("in_last_12"):
+            pass  # the notice (or the plan it asked for) covers this month's and the year's figures
+        elif year.get("verdict") == "not met":
             actions.append(
                 f"{m['name']}: {100 * year['value']:.1f}% over the 12 months to {year['to']} against a target of "
-                f"{100 * year['target']:.0f}%, a shortfall beyond sampling noise. Issue a performance notice and "
-                "ask for a remedial plan with dated milestones.")
+                f"{100 * year['target']:.0f}% (a descriptive figure: the rolling year is looked at every month, so it "
+                "is not grounds for a notice on its own); raise it at the next contract meeting.")
         elif m.get("verdict") == "not met":
             actions.append(
-                f"{m['name']}: this month missed target beyond sampling noise ({100 * m['value']:.1f}% against "
-                f"{100 * m['target']:.0f}%) but the rolling year does not; raise it at the next contract meeting.")
+                f"{m['name']}: this month is below target beyond its own sampling noise ({100 * m['value']:.1f}% against "
+                f"{100 * m['target']:.0f}%, a descriptive monthly figure) but the rolling year is not; raise it at the "
+                "next contract meeting.")
         elif m.get("rag") == "Red":
             actions.append(f"{m['name']}: Red this month but not proven beyond noise ({m['verdict']}); watch next month.")
         if m.get("spc_variation") == "special cause concerning":

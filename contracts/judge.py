@@ -19,7 +19,7 @@ from contracts.catalogue import MEASURES_BY_CODE
 from contracts.models import Judgement, Target
 from outcomes.errors import OutcomesError
 from outcomes.proportions import wilson_interval
-from outcomes.spc import MIN_BASELINE, p_chart, xmr_chart
+from outcomes.spc import MIN_BASELINE, Rebase, spc
 
 RAG_WORDS = ("Green", "Amber", "Red", "No data")
 
@@ -87,51 +87,93 @@ def judge_frame(values: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return frame
 
 
-def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list[str]] | None = None) -> pd.DataFrame:
-    """Add ``spc_signals`` and ``spc_variation`` per row from a p-chart of each contract x measure series.
+def _kind(series: pd.DataFrame) -> str:
+    """``proportion`` (built-in KPIs), or a declared KPI's ``count`` (volume) or ``median`` (days)."""
+    if "kind" in series.columns and len(series) and isinstance(series["kind"].iloc[0], str):
+        return series["kind"].iloc[0]
+    return "proportion"
 
-    Limits are recalculated at each contract variation month in ``breaks[(contract, measure)]``;
-    Laney's p' limits are used when the typical denominator is large (over 500), where ordinary
-    p-chart limits flag nearly every month. Series shorter than the SPC baseline get no signals.
+
+def _chart_rows(series: pd.DataFrame) -> pd.DataFrame:
+    """The months a chart is drawn from: with cases (and, for a count or median, with a value), in order."""
+    series = series[series["denominator"] > 0]
+    if _kind(series) in ("count", "median"):
+        series = series[series["value"].notna()]
+    return series.sort_values("period")
+
+
+def measure_chart(series: pd.DataFrame, breaks=(), period: str | None = None, target: float | None = None):
+    """The MDC chart of one contract x measure series (months with cases, to ``period``), or None if too short.
+
+    ``series`` has period, numerator, denominator, direction; ``breaks`` are ``(period, reason)`` pairs (or bare
+    periods) where the limits are recalculated: contract variations are rebases. A rebase leaving fewer than
+    ``MIN_BASELINE`` months on either side is not applied (its limits would rest on too few points). The chart is a
+    p-chart, or Laney's p' when the typical denominator is large (over 500), as :func:`outcomes.spc.spc` chooses.
+    """
+    series = _chart_rows(series)
+    if period is not None:
+        series = series[series["period"] <= period]
+    if len(series) < MIN_BASELINE:
+        return None
+    periods = list(series["period"])
+    rebases = []
+    for item in breaks or ():
+        at, reason = item if isinstance(item, tuple) else (item, "")
+        if at in periods and MIN_BASELINE <= periods.index(at) <= len(periods) - MIN_BASELINE:
+            rebases.append(Rebase(at, reason or "contract variation"))
+    try:
+        if _kind(series) in ("count", "median"):  # measures, not proportions: an individuals (XmR) chart of the values
+            return spc(series["value"].astype(float), None, periods, chart="xmr",
+                       improvement=series["direction"].iloc[0], rebases=rebases, target=target)
+        return spc(series["numerator"], series["denominator"], periods, improvement=series["direction"].iloc[0],
+                   rebases=rebases, target=target)
+    except OutcomesError:
+        return None  # e.g. every case met the measure: no process width, nothing to signal
+
+
+def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list] | None = None) -> pd.DataFrame:
+    """Add ``spc_signals``, ``spc_variation`` and ``spc_variation_icon`` per row from each series' chart.
+
+    Limits are recalculated at each contract variation month in ``breaks[(contract, measure)]`` (see
+    :func:`measure_chart`). Series shorter than the SPC baseline get no signals.
     """
     frame = judged.reset_index(drop=True)
     frame["spc_signals"] = ""
     frame["spc_variation"] = ""
+    frame["spc_variation_icon"] = ""
     breaks = breaks or {}
     for (contract_id, code), series in frame.groupby(["contract_id", "measure_code"], sort=False):
-        series = series[series["denominator"] > 0].sort_values("period")
-        kind = series["kind"].iloc[0] if "kind" in series and len(series) else "proportion"
-        if kind in ("count", "median"):
-            series = series[series["value"].notna()]
-        if len(series) < MIN_BASELINE:
+        chart = measure_chart(series, breaks.get((contract_id, code), []))
+        if chart is None:
             continue
-        periods = list(series["period"])
-        cuts = [periods.index(p) for p in breaks.get((contract_id, code), []) if p in periods and periods.index(p) > 0]
-        cuts = [c for c in cuts if c >= MIN_BASELINE and len(periods) - c >= MIN_BASELINE]
-        try:
-            if kind in ("count", "median"):  # measures, not proportions: an individuals (XmR) chart of the values
-                chart = xmr_chart(series["value"].astype(float), periods, improvement=series["direction"].iloc[0],
-                                  breaks=cuts)
-            else:
-                chart = p_chart(series["numerator"], series["denominator"], periods,
-                                improvement=series["direction"].iloc[0], breaks=cuts,
-                                laney=float(series["denominator"].median()) > 500)
-        except OutcomesError:
-            continue  # e.g. every case met the measure: no process width, nothing to signal
-        words = [[] for _ in periods]
+        series = _chart_rows(series)
+        words = [[] for _ in range(len(series))]
+        kinds = [set() for _ in range(len(series))]
         for signal in chart.signals:
-            for i in range(signal.start, signal.end + 1):
+            for i in signal.flagged:
                 words[i].append(f"{signal.rule} ({signal.meaning})")
+                kinds[i].add(signal)
         for position, index in enumerate(series.index):
             mine = words[position]
             frame.at[index, "spc_signals"] = "; ".join(dict.fromkeys(mine))
-            if any(w.endswith("(concern)") for w in mine):
-                frame.at[index, "spc_variation"] = "special cause concerning"
-            elif mine:
-                frame.at[index, "spc_variation"] = "special cause improving"
-            else:
-                frame.at[index, "spc_variation"] = "common cause"
+            icon = point_icon(kinds[position], chart.improvement)
+            frame.at[index, "spc_variation_icon"] = icon
+            frame.at[index, "spc_variation"] = ICON_VARIATION_WORDS[icon.split("_")[0]]
     return frame
+
+
+ICON_VARIATION_WORDS = {"common": "common cause", "improvement": "special cause improving",
+                        "concern": "special cause concerning", "neither": "special cause neither"}
+
+
+def point_icon(signals, improvement: str) -> str:
+    """The MDC variation icon of one point from the signals that flag it (improvement wins a conflict, as in MDC)."""
+    if not signals:
+        return "common_cause"
+    meanings = {s.meaning for s in signals}
+    kind = "neither" if improvement == "neutral" else "improvement" if "improvement" in meanings else "concern"
+    chosen = next(s for s in sorted(signals, key=lambda s: s.start) if s.meaning == kind)
+    return f"{kind}_{'high' if chosen.side in ('high', 'up') else 'low'}"
 
 
 ROLLING_WINDOWS = {"quarter": 3, "year": 12}
@@ -244,3 +286,42 @@ def judge_all(session: Session, alpha: float) -> int:
     if records:
         session.execute(insert(Judgement), records)
     return len(records)
+
+
+def variation_breaks(session: Session, contract_ids: list[str] | None = None) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Rebases from contract variations: ``{(contract, measure): [(YYYY-MM, reason), ...]}``.
+
+    A variation naming a measure rebases that measure; one naming none rebases every measure of the contract.
+    """
+    from contracts.catalogue import MEASURES
+    from contracts.models import ContractVariation
+
+    query = select(ContractVariation)
+    if contract_ids is not None:
+        query = query.where(ContractVariation.contract_id.in_(contract_ids))
+    found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for v in session.exec(query.order_by(ContractVariation.effective_date)).all():
+        reason = f"contract variation ({v.kind.replace('_', ' ')}): {v.description}".rstrip(": ")
+        for code in ([v.measure_code] if v.measure_code else [m.code for m in MEASURES]):
+            found.setdefault((v.contract_id, code), []).append((v.effective_date.strftime("%Y-%m"), reason))
+    return found
+
+
+def kpi_charts(history: pd.DataFrame, breaks: dict[tuple[str, str], list] | None, period: str) -> dict:
+    """One contract's MDC chart per measure from its judged months to ``period``: ``{measure_code: SPCResult}``.
+
+    ``history`` holds judged months (contract_id, measure_code, period, numerator, denominator, target); the
+    direction comes from the catalogue and the assurance target is the one in force in the latest month.
+    """
+    charts = {}
+    if history.empty:
+        return charts
+    breaks = breaks or {}
+    for (contract_id, code), series in history[history["period"] <= period].groupby(["contract_id", "measure_code"]):
+        series = series.assign(direction=MEASURES_BY_CODE[code].direction)
+        ok = series[series["denominator"] > 0].sort_values("period")
+        target = float(ok["target"].iloc[-1]) if len(ok) else None
+        chart = measure_chart(series, breaks.get((contract_id, code), []), target=target)
+        if chart is not None:
+            charts[code] = chart
+    return charts

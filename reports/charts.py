@@ -49,6 +49,8 @@ class _Panel:
     x_ticks: list[tuple[float, str]] = field(default_factory=list)
     vertical: float | None = None  # a dashed vertical rule (a change date), in x units
     height: int = HEIGHT
+    extra: str = ""  # ready-made SVG drawn last (icons, rule marks), in pixels
+    marks: list[tuple[float, float, str, str]] = field(default_factory=list)  # (x, y, text, colour) in data units
     legend: bool = True  # small multiples draw their shared key once, on the first panel
 
 
@@ -148,6 +150,11 @@ def _svg(panel: _Panel) -> str:
             dash = ' stroke-dasharray="5 3"' if layer.dashed else ""
             swatch = f'<line x1="{legend_x:.1f}" x2="{legend_x + 16:.1f}" y1="{y - 2}" y2="{y - 2}" stroke="{layer.colour}" stroke-width="1.5"{dash}/>'
         out.append(swatch + f'<text x="{legend_x + 20:.1f}" y="{y + 1}" font-size="9" fill="{MUTED}">{escape(layer.label)}</text>')
+    for x, y, text, colour in panel.marks:
+        if np.isfinite(x) and np.isfinite(y):
+            out.append(f'<text x="{sx(x):.1f}" y="{sy(y) - 6:.1f}" font-size="8.5" font-weight="bold" text-anchor="middle" '
+                       f'fill="{colour}">{escape(text)}</text>')
+    out.append(panel.extra)
     out.append("</svg>")
     svg = "".join(out)
     # Ids from the chart's own content, so the same data draw the same bytes in any process and on a rerun.
@@ -163,13 +170,46 @@ def _pct(series) -> np.ndarray:
     return 100 * pd.to_numeric(pd.Series(series), errors="coerce").to_numpy(dtype=float)
 
 
+RULE_MARKS = {"outside limits": "O", "trend": "T", "two of three near a limit": "2", "shift": "S"}
+RULE_KEY = "O outside the limits, T trend of 7, 2 two of three beyond 2 sigma, S shift of 7"
+
+
+def _steps(values) -> tuple[np.ndarray, np.ndarray]:
+    """A value per month drawn as a flat step across the month, so limits step at a rebase (not slope)."""
+    v = np.asarray(values, dtype=float)
+    x = np.repeat(np.arange(len(v), dtype=float), 2) + np.tile([-0.45, 0.45], len(v))
+    return x, np.repeat(v, 2)
+
+
+def spc_table(frame: pd.DataFrame, chart) -> list[dict]:
+    """The chart's figures for the months of ``frame``: period, centre, lower, upper and the rules flagging each."""
+    if chart is None:
+        return [{"period": p, "centre": None, "lower": None, "upper": None, "signals": ""} for p in frame["period"]]
+    points = chart.points.assign(label=chart.points["label"].astype(str)).set_index("label")
+    rows = []
+    for p in frame["period"]:
+        if p in points.index:
+            r = points.loc[p]
+            rows.append({"period": p, "centre": float(r["centre"]), "lower": float(r["lower"]), "upper": float(r["upper"]),
+                         "signals": r["signals"]})
+        else:
+            rows.append({"period": p, "centre": None, "lower": None, "upper": None, "signals": ""})
+    return rows
+
+
 def kpi_small_multiples(series: dict[str, pd.DataFrame], titles: dict[str, str], alpha: float = 0.05,
-                        units: dict[str, str] | None = None) -> str:
-    """One panel per measure: monthly rate with its interval, and the target as a dashed line.
+                        spc: dict | None = None, units: dict[str, str] | None = None) -> str:
+    """One panel per measure: the monthly rate and the target (dashed), and with ``spc`` (``{code: SPCResult}``)
+    the process mean and limits (stepped at rebases), the special-cause points marked with their rule's letter and
+    the variation and assurance icons; without a chart for a measure, its Wilson interval band.
 
     Each frame needs columns period, value, ci_low, ci_high, target. ``units``: a measure's unit when it is
+    not a proportion (``days``, ``count``: declared services), drawn as it is rather than as a percentage. ``units``: a measure's unit when it is
     not a proportion (``days``, ``count``: declared services), drawn as it is rather than as a percentage.
     """
+    from reports.icons import assurance_svg, icon_words, variation_svg
+
+    spc = spc or {}
     level = f"{100 * (1 - alpha):g}%"
     panels = []
     # Each text element costs WeasyPrint a text layout (about 5 ms): the key is drawn once and the month
@@ -179,19 +219,58 @@ def kpi_small_multiples(series: dict[str, pd.DataFrame], titles: dict[str, str],
         x = np.arange(len(frame), dtype=float)
         months = list(frame["period"])
         title = titles.get(code, code)
+        chart = spc.get(code)
         unit = (units or {}).get(code) or "percent"
-        scale, sign, y_label = (_pct, "%", "% of cases") if unit.startswith("percent") else (
-            lambda s: pd.to_numeric(pd.Series(s), errors="coerce").to_numpy(dtype=float), f" {unit}", unit)
-        description = (f"Monthly {'rate' if sign == '%' else 'value'} of {title} from {months[0]} to {months[-1]} with its {level} interval and the target; "
-                       f"latest {_fmt(scale(frame['value'])[-1])}{sign} against a target of {_fmt(scale(frame['target'])[-1])}{sign}."
-                       if len(frame) else f"No values for {title}.")
+        if unit.startswith("percent"):
+            scale, sign, y_label = _pct, "%", "% of cases"
+        else:
+            def scale(s):
+                return pd.to_numeric(pd.Series(s), errors="coerce").to_numpy(dtype=float)
+            sign, y_label = f" {unit}", unit
+        value, target = scale(frame["value"]), scale(frame["target"])
+        layers, marks, extra = [], [], ""
+        if chart is None:
+            description = (f"Monthly rate of {title} from {months[0]} to {months[-1]} with its {level} interval and the target; "
+                           f"latest {_fmt(value[-1])}{sign} against a target of {_fmt(target[-1])}{sign}." if len(frame)
+                           else f"No values for {title}.")
+            layers.append(_Layer("band", x, scale(frame["ci_low"]), scale(frame["ci_high"]), BAND, label=f"{level} interval"))
+        else:
+            table = spc_table(frame, chart)
+            centre = scale([r["centre"] for r in table])
+            lower, upper = scale([r["lower"] for r in table]), scale([r["upper"] for r in table])
+            words = icon_words(chart.variation_icon, chart.assurance_icon)
+            flagged = [i for i, r in enumerate(table) if r["signals"]]
+            rules = sorted({rule for r in table for rule in r["signals"].split(", ") if rule})
+            description = (f"{chart.why.split(':')[0]} of {title}, {months[0]} to {months[-1]}: monthly rate, process mean "
+                           f"and limits, target. Latest {_fmt(value[-1])}{sign} against a target of {_fmt(target[-1])}{sign}. "
+                           f"Variation: {words[0]}; assurance: {words[1]}. "
+                           + (f"Special-cause months: {', '.join(months[i] for i in flagged)} ({'; '.join(rules)})."
+                              if flagged else "No special-cause month."))
+            layers += [_Layer("line", *_steps(lower), colour=GREY, dashed=True, label="limits"),
+                       _Layer("line", *_steps(upper), colour=GREY, dashed=True),
+                       _Layer("line", *_steps(centre), colour=INK, label="mean")]
+            by_meaning = {"concern": [], "improvement": [], "neither": []}
+            for signal in chart.signals:
+                for i in signal.flagged:
+                    label = str(chart.points["label"].iloc[i])
+                    if label in months:
+                        by_meaning[signal.meaning].append(months.index(label))
+            for meaning, colour in (("improvement", BLUE), ("concern", ORANGE), ("neither", "#6a3d9a")):
+                idx = sorted(set(by_meaning[meaning]))
+                if idx:
+                    layers.append(_Layer("points", x[idx], value[idx], colour=colour, marker="diamond", size=4.5,
+                                         label={"improvement": "improving", "concern": "concerning", "neither": "special cause"}[meaning]))
+            for i in flagged:
+                letters = "".join(RULE_MARKS[r] for r in table[i]["signals"].split(", ") if r in RULE_MARKS)
+                marks.append((x[i], value[i], letters, INK))
+            extra = (variation_svg(chart.variation_icon, 20).replace("<svg ", f'<svg x="{WIDTH - RIGHT - 44}" y="0" ', 1)
+                     + assurance_svg(chart.assurance_icon, 20).replace("<svg ", f'<svg x="{WIDTH - RIGHT - 20}" y="0" ', 1))
+        layers += [_Layer("line", x, value, colour=BLUE, label="observed"),
+                   _Layer("points", x, value, colour=BLUE),
+                   _Layer("line", x, target, colour=RED, dashed=True, label="target")]
         panels.append(_svg(_Panel(
             title=title, description=description, x_label="month" if number == last else "", y_label=y_label,
-            legend=number == 0,
-            layers=[_Layer("band", x, scale(frame["ci_low"]), scale(frame["ci_high"]), BAND, label=f"{level} interval"),
-                    _Layer("line", x, scale(frame["value"]), colour=BLUE, label="observed"),
-                    _Layer("points", x, scale(frame["value"]), colour=BLUE),
-                    _Layer("line", x, scale(frame["target"]), colour=RED, dashed=True, label="target")],
+            legend=number == 0, layers=layers, marks=marks, extra=extra, height=HEIGHT + (14 if number == 0 else 0),
             x_ticks=_month_ticks(months, 5))))
     return "".join(panels)
 

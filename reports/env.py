@@ -51,4 +51,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(pct=pct, count=count, money=money, month_name=month_name)
+    from reports.icons import assurance_icon, variation_icon
+
+    env.globals.update(variation_icon=variation_icon, assurance_icon=assurance_icon)
     return env

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from contracts.benchmark import funnel
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.credits import statement, statements
+from contracts.judge import kpi_charts, variation_breaks
 from contracts.models import (
     Area,
     Contract,
@@ -33,7 +34,7 @@ from contracts.models import (
 from reports.charts import funnel_panels, its_chart, kpi_small_multiples
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
-from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut
+from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut, spc_icons
 from reports.survival_chart import km_chart
 from reports.xlsx import workbook_bytes
 
@@ -58,6 +59,7 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
         select(Judgement).where(Judgement.contract_id == contract_id, Judgement.period <= as_of)).all()])
     history = judged.sort_values(["measure_code", "period"]) if not judged.empty else judged
     kpis, asks = [], []
+    charts = kpi_charts(history, variation_breaks(session, [contract_id]), as_of) if not history.empty else {}
     for code, series in (history.groupby("measure_code", sort=True) if not history.empty else []):
         measure = MEASURES_BY_CODE[code]
         recent = series[series["period"].isin(last12)]
@@ -68,10 +70,12 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
                      "latest_rag": latest["rag"], "latest_verdict": latest["verdict"],
                      # a median over months cannot be pooled from monthly medians
                      "pooled_value": recent["numerator"].sum() / recent["denominator"].sum()
-                     if recent["denominator"].sum() and latest.get("kind", "proportion") != "median" else None})
+                     if recent["denominator"].sum() and latest.get("kind", "proportion") != "median" else None,
+                     **spc_icons(charts.get(code))})
         if red >= RED_MONTHS_FOR_AN_ASK:
             asks.append(f"{measure.name} missed its target outside tolerance (Red) in {red} of the last {len(recent)} months; "
-                        f"in {not_met} of them the shortfall was statistically significant (not met at alpha {alpha:g}).")
+                        f"in {not_met} of them the month alone was below target beyond its own sampling noise (not met at alpha "
+                        f"{alpha:g}; a descriptive count, each month its own test, not a controlled judgement).")
     credit_lines, credit_total = [], 0.0
     money_by_month = statements(session, contract_id, last12, pbr=False)
     for month in last12:
@@ -109,7 +113,8 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
                "resubmitted": len({(s.return_type, s.period) for s in submissions if s.version > 1})}
     return {"contract": contract, "provider": provider, "area": area, "as_of": as_of, "alpha": alpha,
             "asks": asks, "kpis": kpis, "history": history, "credit_lines": credit_lines, "credit_total": credit_total,
-            "pbr": pbr, "evidence": evidence, "variations": variations, "submissions": submissions, "quality": quality}
+            "pbr": pbr, "evidence": evidence, "variations": variations, "submissions": submissions, "quality": quality,
+            "spc_charts": charts}
 
 
 def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | None = None) -> pd.DataFrame:
@@ -205,7 +210,7 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     titles = {code: MEASURES_BY_CODE[code].name for code in series}
     its_items = [e for e in data["evidence"] if e["code"].startswith("its") and e["parameters"].get("series")]
     charts = {
-        "history": kpi_small_multiples(series, titles) if series else "",
+        "history": kpi_small_multiples(series, titles, alpha, spc=data["spc_charts"]) if series else "",
         "its": [(e, its_chart(pd.DataFrame(e["parameters"]["series"]), f"{e['measure']}: change after "
                                                                       f"{e['parameters'].get('intervention')}")) for e in its_items],
         "funnel": funnel_panels(funnel, titles) if not funnel.empty else "",

@@ -22,9 +22,12 @@ from contracts.models import Area, Contract, Finding, Judgement, Provider
 from contracts.status import return_status
 from contracts.value import FREQUENCY_MEASURE, value_view
 from outcomes.proportions import wilson_interval
+from reports.artifacts import data_cut_time, format_cut
+from reports.artifacts import record_artifact as _record_artifact
+from reports.artifacts import write_text as _write
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
-from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut
+from reports.scorecard import METHOD_NAMES
 from reports.suppression import SUPPRESSED, suppress_breakdown
 from reports.xlsx import workbook_bytes
 
@@ -97,7 +100,8 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
                 changes.append(f"{contract.id}: {name} went from {before.loc[row.measure_code, 'rag']} to {row.rag}.")
             if row.rag == "Red" and row.verdict == "not met":
                 exceptions.append(f"{contract.id} ({providers[contract.provider_id]}): {name} is {100 * row.value:.1f}% "
-                                  f"against a target of {100 * row.target:.0f}%, missed beyond sampling noise.")
+                                  f"against a target of {100 * row.target:.0f}%, below target beyond the month's own sampling "
+                                  "noise (a descriptive figure).")
     status = [r for r in return_status(session, period) if r["provider_id"] in {c.provider_id for c in contracts}]
     for row in status:
         if row["late"] or row["status"] in ("missing", "quarantined"):
@@ -128,12 +132,32 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
 def render_monthly_report(session: Session, out_dir: Path, area_code: str, period: str, *, alpha: float,
                           code_version: str, threshold: int = 5, unit_cost_gbp: float = 5000.0) -> dict[str, Path]:
     data = gather(session, area_code, period, alpha, threshold, unit_cost_gbp)
+    from types import MappingProxyType
+
+    from reports.matrix import matrix_rows, xlsx_frame
+    from reports.views import MonthlyReportView
+
+    ids = [d["id"] for d in data["dashboard"]]
+    views = {}  # the scorecard views already written for this month: their rows, not a second computation
+    for contract_id in ids:
+        path = out_dir / "scorecards" / period / f"{contract_id}.json"
+        try:
+            views[contract_id] = json.loads(path.read_text()) if path.exists() else None
+        except (OSError, ValueError):
+            views[contract_id] = None
+    rows = matrix_rows(session, ids, period, alpha, views={k: v for k, v in views.items() if v is not None})
+    notices = [f"{r['contract_id']} ({r['provider']}): {r['kpi']}: the shortfall rule signalled this month; a "
+               "performance notice is due (the rule draws one for a provider on target in at most 5% of contract-years)."
+               for r in rows if r["action"] == "performance notice"]
+    data["exceptions"] = notices + list(data["exceptions"])
+    view = MonthlyReportView(area_code, period, MappingProxyType(data), tuple(rows))
+    data, matrix = dict(view.data), list(view.matrix)  # the document renders the view, and only the view
     folder = out_dir / "reports" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)
     cut = data_cut_time(session)
     html = environment().get_template("monthly_report.html").render(
         **data, period_name=month_name(period), code_version=code_version,
-        generated_at=format_cut(cut))
+        generated_at=format_cut(cut), matrix=matrix, matrix_link=f"../../../matrix/{area_code}/{period}/index.html")
     paths = {"html": folder / "monthly.html", "pdf": folder / "monthly.pdf", "xlsx": folder / "monthly.xlsx"}
     records = []
     sha = _write(paths["html"], html)
@@ -144,7 +168,8 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
     sheets = {"dashboard": pd.DataFrame(data["dashboard"]).rename(columns={"value": "annual_value_gbp"}),
               "exceptions": pd.DataFrame({"exception": data["exceptions"] or ["none"]}),
               "changes": pd.DataFrame({"change": data["changes"] or ["none"]}),
-              "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}])}
+              "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}]),
+              "matrix": xlsx_frame(matrix)}
     for table in data["breakdowns"]:
         sheets[f"by_{table['column']}"] = pd.DataFrame([*table["rows"], table["total"]])
     workbook = workbook_bytes(sheets, created=cut)

@@ -2,55 +2,37 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.models import Area, Artifact, Contract, Finding, Judgement, Provider, Submission
-from reports.charts import kpi_small_multiples
-from reports.env import environment, month_name
+
+# Shared document code lives in reports.artifacts; these names stay importable from here for older callers.
+from reports.artifacts import (  # noqa: E402, F401
+    data_cut_time,
+    format_cut,
+)
+from reports.artifacts import (
+    record_artifact as _record_artifact,
+)
+from reports.artifacts import (
+    write_bytes as _write_bytes,
+)
+from reports.artifacts import (
+    write_text as _write,
+)
+from reports.charts import kpi_small_multiples, spc_table
+from reports.env import environment
+from reports.icons import icon_words
 from reports.pdf import pdf_bytes
 from reports.xlsx import workbook_bytes
 
 log = logging.getLogger(__name__)
 CHART_MONTHS = 12  # months on the trend chart and in each KPI's drill-down table (the XLSX holds all)
-
-
-def _write(path: Path, text: str) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8")
-    temporary = path.with_suffix(path.suffix + ".part")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-    return hashlib.sha256(data).hexdigest()
-
-
-def data_cut_time(session: Session) -> datetime | None:
-    """When the data a document shows were cut: the receipt time of the latest accepted return (None before any).
-    Derived from the data, not the clock, so rendering the same data again writes the same bytes."""
-    return session.exec(select(func.max(Submission.received_at)).where(Submission.status == "accepted")).one()
-
-
-def format_cut(cut: datetime | None) -> str:
-    return cut.strftime("%Y-%m-%d %H:%M UTC") if cut is not None else "no returns accepted yet"
-
-
-def _record_artifact(session: Session, *, kind: str, audience: str, period: str, path: Path, sha: str,
-                     contract_id: str | None = None, area_code: str | None = None) -> None:
-    existing = session.exec(select(Artifact).where(Artifact.path == str(path))).all()
-    same = (kind, audience, period, contract_id, area_code, sha)
-    if len(existing) == 1 and (existing[0].kind, existing[0].audience, existing[0].period, existing[0].contract_id,
-                               existing[0].area_code, existing[0].sha256) == same:
-        return  # the same document written again: keep its record and first creation time (reruns change nothing)
-    session.execute(delete(Artifact).where(Artifact.path == str(path)))
-    session.add(Artifact(kind=kind, audience=audience, period=period, contract_id=contract_id, area_code=area_code,
-                         path=str(path), sha256=sha, created_at=datetime.now(UTC)))
 
 
 def judgements_frame(session: Session, contract_ids: list[str] | None = None) -> pd.DataFrame:
@@ -83,38 +65,16 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     if history is None:
         history = judgements_frame(session, [contract_id])
     history = history[history["period"] <= period].sort_values(["measure_code", "period"]) if not history.empty else history
-    rows, series, titles = [], {}, {}
+    from reports.views import build_scorecard_view
+
+    view = build_scorecard_view(session, contract_id, period, alpha)
+    charts = dict(view.charts)
+    rows = [dict(m) for m in view.measures]
+    series, titles = {}, {}
     for code, frame in (history.groupby("measure_code", sort=False) if not history.empty else []):
-        measure = MEASURES_BY_CODE[code]
-        titles[code] = measure.name
+        titles[code] = MEASURES_BY_CODE[code].name
         series[code] = frame.tail(CHART_MONTHS)
-        current = frame[frame["period"] == period]
-        last12 = frame[frame["period"] > _months_before(period, 12)]
-        as_of = period
-        if current.empty and measure.service_type == "reoffending":
-            # Cohort outcomes arrive about 18 months after the cohort: show the latest known cohort.
-            current = frame.tail(1)
-            as_of = str(current["period"].iloc[0])
-        if current.empty:
-            rows.append({"code": code, "name": measure.name, "value": None, "target": frame["target"].iloc[-1],
-                         "direction": measure.direction, "rag": "No data", "verdict": "no return", "ci_low": None,
-                         "ci_high": None, "numerator": None, "denominator": None, "unit": measure.unit,
-                         "red_last_12": int((last12["rag"] == "Red").sum()), "source": "derived", "as_of": period,
-                         "spc": ""})
-            continue
-        row = current.iloc[0]
-        rows.append({"code": code, "name": measure.name, "value": row["value"], "target": row["target"],
-                     "direction": measure.direction, "rag": row["rag"], "verdict": row["verdict"],
-                     "ci_low": row["ci_low"], "ci_high": row["ci_high"], "numerator": row["numerator"], "unit": measure.unit,
-                     "denominator": row["denominator"], "red_last_12": int((last12["rag"] == "Red").sum()),
-                     "source": row.get("source", "derived"), "as_of": as_of,
-                     "spc": row.get("spc_signals") or row.get("spc_variation") or ""})
-    counts = {word: sum(1 for r in rows if r["rag"] == word) for word in ("Green", "Amber", "Red")}
-    headline = (f"In {month_name(period)}, {len(rows)} KPIs: {counts['Green']} Green, {counts['Amber']} Amber, "
-                f"{counts['Red']} Red.")
-    not_met = [r["name"] for r in rows if r["verdict"] == "not met"]
-    if not_met:
-        headline += " Missed beyond sampling noise: " + "; ".join(not_met) + "."
+    headline = view.headline
     submissions = session.exec(
         select(Submission).where(Submission.provider_id == provider.id, Submission.period == period)
         .order_by(Submission.return_type, Submission.version)
@@ -123,18 +83,22 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     evidence = [_finding_row(f) for f in session.exec(select(Finding).where(Finding.contract_id == contract_id)
                                                       .order_by(Finding.method)).all()]
     units = {code: MEASURES_BY_CODE[code].unit for code in series}
-    chart = kpi_small_multiples(series, titles, alpha, units) if series else "<p>No KPI values yet.</p>"
-    drill = [{"code": code, "name": titles[code], "unit": MEASURES_BY_CODE[code].unit,
-              "months": frame.sort_values("period", ascending=False).to_dict("records")}
+    chart = kpi_small_multiples(series, titles, alpha, spc=charts, units=units) if series else "<p>No KPI values yet.</p>"
+    drill = [{"code": code, "name": titles[code], "chart": charts.get(code), "unit": units[code],
+              "months": _with_spc(frame, charts.get(code)).sort_values("period", ascending=False).to_dict("records")}
              for code, frame in series.items()]
     cut = data_cut_time(session)
     html = environment().get_template("scorecard.html").render(
         contract=contract, provider=provider, area=area, period=period, rows=rows, headline=headline,
-        chart=chart, drill=drill, chart_months=CHART_MONTHS,
+        chart=chart, drill=drill, chart_months=CHART_MONTHS, view=view,
         submissions=submissions, used=used, alpha=alpha, code_version=code_version, evidence=evidence,
         generated_at=format_cut(cut),
     )
     path = scorecard_path(out_dir, contract_id, period)
+    import json
+
+    # The view this document was rendered from, beside it: `cjmonitor scorecard --json` prints the same.
+    _write(path.with_suffix(".json"), json.dumps(view.to_dict(), indent=2, sort_keys=True))
     sha = _write(path, html)
     written = [(path, sha)]
     if "pdf" in formats:
@@ -147,7 +111,12 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
             "contract": pd.DataFrame([{"contract_id": contract.id, "contract": contract.name, "provider": provider.name,
                                        "area_code": area.code, "area": area.name, "period": period, "alpha": alpha,
                                        "code_version": code_version}]),
-            "kpis": pd.DataFrame(rows).rename(columns={"red_last_12": "red_months_in_last_12"}),
+            "kpis": pd.DataFrame([{k: v for k, v in r.items() if k not in ("rolling", "cusum", "spc_signals")}
+                                  | {"rolling_quarter": _window_words(r, "quarter"), "rolling_year": _window_words(r, "year"),
+                                     "shortfall_rule": _cusum_words(r)} for r in rows])
+            .drop(columns=["variation_icon", "assurance_icon"])
+            .rename(columns={"red_last_12": "red_months_in_last_12", "variation": "variation (MDC)",
+                             "assurance": "assurance (MDC)"}),
             "judged_months": judged_months,
             "submissions": pd.DataFrame([{"file": s.file_name, "return_type": s.return_type, "period": s.period,
                                           "version": s.version, "received_at": s.received_at, "late": s.is_late,
@@ -163,12 +132,38 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     return path
 
 
-def _write_bytes(path: Path, data: bytes) -> tuple[Path, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".part")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-    return path, hashlib.sha256(data).hexdigest()
+def _window_words(row: dict, window: str) -> str:
+    pooled = (row.get("rolling") or {}).get(window)
+    if not pooled or pooled.get("value") is None:
+        return "no data"
+    return f"{100 * pooled['value']:.1f}% {pooled['rag']}, {pooled['verdict']} ({pooled['from']} to {pooled['to']})"
+
+
+def _cusum_words(row: dict) -> str:
+    cusum = row.get("cusum") or {}
+    if not cusum:
+        return "no data"
+    if cusum.get("signal"):
+        return f"signalled this month ({cusum['statistic']:.1f} over {cusum['threshold']:.1f})"
+    if cusum.get("last_signal"):
+        return f"last signalled {cusum['last_signal']}; now {cusum['statistic']:.1f} of {cusum['threshold']:.1f}"
+    return f"no signal; now {cusum['statistic']:.1f} of {cusum['threshold']:.1f}"
+
+
+def spc_icons(chart) -> dict:
+    """The KPI's MDC icons (codes and words) and the chart behind them, for a row of a document."""
+    variation = chart.variation_icon if chart is not None else None
+    assurance = chart.assurance_icon if chart is not None else None
+    words = icon_words(variation, assurance)
+    return {"variation_icon": variation, "assurance_icon": assurance, "variation": words[0], "assurance": words[1],
+            "spc_chart": chart.why.split(":")[0] if chart is not None else ""}
+
+
+def _with_spc(frame: pd.DataFrame, chart) -> pd.DataFrame:
+    """The judged months with the chart's mean, limits and rules per month (the figures the chart draws)."""
+    table = pd.DataFrame(spc_table(frame, chart)).rename(columns={"centre": "spc_mean", "lower": "spc_lower",
+                                                                  "upper": "spc_upper", "signals": "spc_rules"})
+    return frame.merge(table, on="period", how="left")
 
 
 METHOD_NAMES = {
@@ -247,6 +242,34 @@ def _data_quality_links(out_dir: Path, period: str) -> list[tuple[str, str, str]
     return links
 
 
+def _render_matrices(session: Session, out_dir: Path, period: str, area_codes: list[str], code_version: str) -> dict:
+    """The national by-provider matrix and each area's, from one pass over the judgements; links from out/."""
+    from reports.matrix import matrix_rows, render_matrix
+
+    contracts = [c.id for c in session.exec(select(Contract)).all()]
+    alpha = session.exec(select(Judgement.alpha).where(Judgement.period == period)).first()
+    if alpha is None:
+        return {}
+    import json
+
+    views = {}
+    for path in (out_dir / "scorecards" / period).glob("*.json"):
+        try:
+            views[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a view that cannot be read is computed again
+    rows = matrix_rows(session, contracts, period, float(alpha), views=views)
+    links = {"national": render_matrix(session, out_dir, period, alpha=float(alpha), code_version=code_version,
+                                       rows=rows)["index"].relative_to(out_dir).as_posix()}
+    for code in area_codes:
+        mine = [r for r in rows if r["area_code"] == code]
+        if mine:
+            paths = render_matrix(session, out_dir, period, alpha=float(alpha), area_code=code,
+                                  code_version=code_version, rows=mine)
+            links[code] = paths["index"].relative_to(out_dir).as_posix()
+    return links
+
+
 def render_index(session: Session, out_dir: Path, period: str, *, code_version: str) -> Path:
     areas = session.exec(select(Area).order_by(Area.name)).all()
     contracts = session.exec(select(Contract).order_by(Contract.id)).all()
@@ -272,7 +295,9 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
     summary = {"accepted": sum(s.status == "accepted" for s in subs), "rejected": sum(s.status == "rejected" for s in subs),
                "late": sum(bool(s.is_late) for s in subs)}
     cut = data_cut_time(session)
+    matrices = _render_matrices(session, out_dir, period, [a.code for a in areas], code_version)
     html = environment().get_template("index.html").render(
+        matrices=matrices,
         areas=[a for a in areas if any(c["area_code"] == a.code for c in listed)], contracts=listed, totals=totals,
         period=period, submissions=summary, code_version=code_version, reports=documents["reports"],
         periods=_index_pages(out_dir, period), data_quality=_data_quality_links(out_dir, period),

@@ -12,6 +12,8 @@ DOCUMENTS = {
     "monthly_report": "reports/*/2025-12/monthly.html",
     "index": "index.html",
     "error_report": "data-quality/*/*.errors.html",
+    "area_matrix": "matrix/E*/2025-12/index.html",
+    "national_matrix": "matrix/national/2025-12/by-action.html",
 }
 
 

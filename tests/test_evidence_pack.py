@@ -90,6 +90,12 @@ def test_unknown_contract_and_bad_month(pack):
     assert bad.exit_code == 2 and "no contract 'NOPE'" in bad.output
     month = runner.invoke(cli, ["pack", "--home", str(home), "--contract", CONTRACT, "--as-of", "2025-13"])
     assert month.exit_code == 2 and "YYYY-MM" in month.output
+    # A typo for 2020 is refused, not written as a pack "as of January 2030" without a KPI (the same check as
+    # scorecard, report monthly and credits).
+    future = runner.invoke(cli, ["pack", "--home", str(home), "--contract", CONTRACT, "--as-of", "2030-01"])
+    assert future.exit_code == 2 and "no judged KPIs for 2030-01" in future.output and "judged months run from" in future.output
+    credits = runner.invoke(cli, ["credits", "--home", str(home), "--contract", CONTRACT, "--period", "2030-01"])
+    assert credits.exit_code == 2 and "no judged KPIs for 2030-01" in credits.output
 
 
 def test_failing_providers_pack_asks_from_the_funnel(pack, demo_summary):

@@ -67,9 +67,14 @@ def test_scorecard_shows_rolling_windows_for_the_failing_provider(demo_home, dem
     assert year["ci_low"] < year["value"] < year["ci_high"] < year["target"]
     quarter = failing["rolling"]["quarter"]
     assert quarter["denominator"] < year["denominator"]
-    # What to do, from the findings alone: a performance notice for the year's shortfall.
+    # What to do, from the findings alone: the shortfall rule (a CUSUM with a stated false-alarm rate) has
+    # signalled within the year, so a notice was due and its remedial plan is checked; the rolling-year miss is
+    # descriptive and never a notice on its own.
+    cusum = failing["cusum"]
+    assert cusum["signal_periods"] and cusum["in_last_12"] and cusum["threshold"] > 0
     notice = [a for a in card["actions"] if a.startswith(failing["name"])]
-    assert notice and "performance notice" in notice[0] and f"{100 * year['value']:.1f}%" in notice[0]
+    assert notice and "shortfall rule signalled" in notice[0]
+    assert ("performance notice" in notice[0]) == cusum["signal"]
     text = runner.invoke(cli, ["scorecard", "--home", str(demo_home), "--contract", contract_id, "--period", "2025-12"])
     assert "year to 2025-12" in text.output and "What to do:" in text.output
 
