@@ -176,6 +176,10 @@ def contract_signals(monthly, period: str) -> dict[str, dict]:
     if monthly is None or len(monthly) == 0:
         return {}
     rows = monthly[(monthly["period"] <= period) & (monthly["denominator"] > 0)].sort_values("period")
+    if "kind" in rows.columns:
+        # The rule is a binomial CUSUM on proportions: a declared service's counts and medians (days) have no
+        # binomial model, so they get no shortfall rule (their XmR chart and assurance icon still judge them).
+        rows = rows[rows["kind"].fillna("proportion").isin(["proportion"])]
     codes = sorted(rows["measure_code"].unique())
     first_of_year = str(pd.Period(period, "M") - 11)
     out = {}

@@ -18,7 +18,7 @@ people served are likelier to reoffend anyway:
 >>> frame = selected_cohort()
 >>> result = match(frame, "served", "reoffended_12m", ["age", "prior_offences", "risk_score"])
 >>> print(result.headline)
-30 of 100 people reoffended vs 42 of 100 in the comparison group; difference -11.9 points (95% CI -17.4 to -6.4); significant
+For 100 typical people in the treatment group, 30 reoffended within a year, against 42 for 100 similar people who were not served: 12 fewer (95% CI 6.4 to 17 fewer).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from cjmonitor import pipeline
 from cjmonitor.db import dispose_engines, session_scope
 from cjmonitor.demo import generate_world, load_world
 from cjmonitor.settings import get_settings
+from cjmonitor.state import REPO_ROOT
 from contracts.models import Artifact, Submission
 from tests.deps import need_postgres_url
 
@@ -49,7 +50,7 @@ def test_monthly_dag_runs_with_both_databases_on_postgres(databases, tmp_path):
     load_world(settings, world)
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": databases["airflow"],
-           "AIRFLOW__CORE__DAGS_FOLDER": str(pipeline.REPO_ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "CJMONITOR_HOME": str(home), "CJMONITOR_DATABASE_URL": databases["app"]}
     env.pop("CJMONITOR_SMTP_HOST", None)
     airflow = [sys.executable, "-m", "airflow"]

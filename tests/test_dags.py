@@ -10,6 +10,7 @@ from cjmonitor import pipeline
 from cjmonitor.db import session_scope
 from cjmonitor.demo import build_world, generate_world, load_world
 from cjmonitor.settings import get_settings
+from cjmonitor.state import REPO_ROOT
 from contracts.models import Submission
 
 pytestmark = pytest.mark.airflow
@@ -37,19 +38,19 @@ def test_dag_folder_imports_without_errors_and_fast():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-c", PARSE_IN_FRESH_PROCESS, str(pipeline.REPO_ROOT / "dags")],
+    result = subprocess.run([sys.executable, "-c", PARSE_IN_FRESH_PROCESS, str(REPO_ROOT / "dags")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
     assert parsed["errors"] == {}
     assert {"cjmonitor_monthly", "cjmonitor_returns", "cjmonitor_evidence_pack"} <= set(parsed["dags"])
-    assert len(parsed["files"]) == len(list((pipeline.REPO_ROOT / "dags").glob("*.py")))
+    assert len(parsed["files"]) == len(list((REPO_ROOT / "dags").glob("*.py")))
     total = sum(parsed["files"].values())
     assert total < 2.0 and parsed["wall"] < 2.0, f"parsing the DAG folder took {total:.2f} s ({parsed})"
     assert parsed["heavy_imported"] == [], "DAG files must not import heavy modules at parse time"
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags")).dags["cjmonitor_monthly"]
+    dag = DagBag(dag_folder=str(REPO_ROOT / "dags")).dags["cjmonitor_monthly"]
     assert {t.task_id for t in dag.tasks} >= {"ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "render_scorecard", "render_index"}
 
 
@@ -70,7 +71,7 @@ def test_returns_dag_loads_publishes_and_names_late_providers(airflow_db, tmp_pa
 
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags")).dags["cjmonitor_returns"]
+    dag = DagBag(dag_folder=str(REPO_ROOT / "dags")).dags["cjmonitor_returns"]
     run = dag.test(logical_date=datetime(run_month.year, run_month.month, 20, 7, tzinfo=UTC))
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert "failed" in states["late_returns_alert"], states
@@ -97,7 +98,7 @@ def test_evidence_pack_dag_writes_the_pack(airflow_db, demo_home, tmp_path, monk
     monkeypatch.setenv("CJMONITOR_HOME", str(home))
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags")).dags["cjmonitor_evidence_pack"]
+    dag = DagBag(dag_folder=str(REPO_ROOT / "dags")).dags["cjmonitor_evidence_pack"]
     run = dag.test(run_conf={"contract_id": "TTG-E23000005", "as_of": "2025-12"})
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     for name in ("pack.html", "pack.pdf", "annex.xlsx"):

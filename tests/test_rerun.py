@@ -24,6 +24,7 @@ from cjmonitor import pipeline
 from cjmonitor.db import session_scope
 from cjmonitor.demo import build_world, generate_world, load_world
 from cjmonitor.settings import get_settings
+from cjmonitor.state import REPO_ROOT
 from contracts.models import Artifact, Judgement, Submission
 from tests.db_checksums import table_checksums, table_rows, unreferenced_surrogate_keys
 
@@ -40,7 +41,7 @@ def _files(out_dir: Path) -> dict[str, str]:
 def _monthly_dag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(pipeline.REPO_ROOT / "dags")).dags["cjmonitor_monthly"]
+    return DagBag(dag_folder=str(REPO_ROOT / "dags")).dags["cjmonitor_monthly"]
 
 
 def _run(period: str):

@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column('value', sa.Float(), nullable=False),
         sa.Column('unit', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column('loaded_at', sa.DateTime(), nullable=False),
+        sa.Column('loaded_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(['area_code'], ['area.code']),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('area_code', 'period', 'agency', 'measure', 'breakdown', 'group'),
