@@ -8,6 +8,11 @@
   offences are likelier both to be served and to reoffend, and being served lowers the chance of
   reoffending within 12 months by ``effect`` (default 8 points).
 - ``area_panel()``: a synthetic monthly panel of areas; one of them drops by ``effect`` from ``intervention``.
+- ``rossi()``: Rossi, Berk & Lenihan's (1980) randomised trial of financial aid for 432 men leaving prison
+  (R's ``carData::Rossi``, the columns of Fox & Weisberg's Cox model; ``outcomes/data/rossi.csv``, 16 KB).
+  Their Cox regression gives ``fin`` a coefficient of -0.379 (SE 0.191).
+- ``staggered_panel()``: a synthetic panel of areas adopting a service at different months, with an effect
+  that grows with time since adoption (the case where two-way fixed effects are biased).
 
 Deterministic (fixed seeds): the same call gives the same numbers on every machine.
 """
@@ -54,4 +59,27 @@ def area_panel(treated: str = "West Yorkshire", intervention: str = "2024-09", e
         if area == treated:
             rate = rate + effect * (months >= intervention)
         rows += [{"area": area, "month": m, "rate": round(float(r), 4)} for m, r in zip(months, rate, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def rossi() -> pd.DataFrame:
+    """``week``, ``arrest`` and the covariates ``fin, age, race, wexp, mar, paro, prio`` for the 432 men."""
+    return pd.read_csv(DATA / "rossi.csv")
+
+
+def staggered_panel(seed: int = 11) -> pd.DataFrame:
+    """``area``, ``month`` (1..36), ``rate``, ``first_month`` (0 = never): 24 areas, 3 adoption cohorts.
+
+    From its adoption month an area's rate rises by 1 + 0.1 x months since adoption (the truth averaged over
+    the treated area-months is 2.01).
+    """
+    rng = np.random.default_rng(seed)
+    cohorts = [0] * 6 + [10] * 6 + [18] * 6 + [26] * 6
+    rows = []
+    for area, first in enumerate(cohorts):
+        level = rng.normal(10, 1)
+        for month in range(1, 37):
+            effect = 1 + 0.1 * (month - first) if first and month >= first else 0.0
+            rate = level + 0.05 * month + effect + rng.normal(0, 0.3)
+            rows.append({"area": f"A{area:02d}", "month": month, "rate": round(float(rate), 3), "first_month": first})
     return pd.DataFrame(rows)

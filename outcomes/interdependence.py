@@ -268,8 +268,22 @@ def analyse_interdependencies(frame: pd.DataFrame, *, area: str = "area_code", p
 
     Examples
     --------
-    >>> result = analyse_interdependencies(measures)            # doctest: +SKIP
-    >>> [link.headline for link in result.area_links]           # doctest: +SKIP
+    Twelve areas in which the courts' measure follows the police measure two months later (synthetic):
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(5)
+    >>> rows = []
+    >>> for a in range(12):
+    ...     x = rng.normal(0, 1, 30)
+    ...     y = np.r_[0, 0, 0.8 * x[:-2]] + rng.normal(0, 0.5, 30)
+    ...     for t in range(30):
+    ...         p = str(pd.Period("2023-01", "M") + t)
+    ...         rows += [{"area_code": f"A{a}", "period": p, "agency": "police", "measure": "file_quality", "value": x[t]},
+    ...                  {"area_code": f"A{a}", "period": p, "agency": "courts", "measure": "ineffective_trials",
+    ...                   "value": y[t]}]
+    >>> result = analyse_interdependencies(pd.DataFrame(rows))
+    >>> print(result.national_links[0].headline)
+    Across 12 areas, a one-unit rise in police file quality is associated with a 0.796-unit rise in courts ineffective trials two months later (interval 0.741 to 0.852; q = 0.000).
     """
     if not 0 < alpha < 1:
         raise OutcomesError(f"alpha must be between 0 and 1, got {alpha}")
