@@ -449,18 +449,10 @@ def build_records(parsed: dict[str, pd.Series], return_type: str, period: str, k
 
 
 def _to_dicts(frame: pd.DataFrame, table, submission_id: int) -> list[dict]:
-    columns = [c.name for c in table.__table__.columns if c.name not in ("id",)]
-    frame = frame.assign(submission_id=submission_id)
-    frame = frame[[c for c in columns if c in frame.columns]]
-    frame = frame.astype(object).where(frame.notna(), None)
-    records = frame.to_dict("records")
-    for record in records:
-        for name, value in record.items():
-            if isinstance(value, np.generic):
-                record[name] = value.item()
-            elif isinstance(value, pd.Timestamp):
-                record[name] = value.to_pydatetime()
-    return records
+    """Rows of a built-in record model's table, ready for one executemany insert."""
+    from contracts.records import record_dicts
+
+    return record_dicts(frame, table.__table__, submission_id)
 
 
 # ------------------------------------------------------------------ the whole path for one file
