@@ -524,7 +524,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
     from cjmonitor.migrate import ensure_schema
-    from contracts.actions import recommended_actions
+    from contracts.actions import format_value, recommended_actions
     from contracts.catalogue import MEASURES_BY_CODE
     from contracts.credits import statement
     from contracts.judge import ROLLING_WINDOWS, judged_months, rolling_judgements
@@ -559,7 +559,8 @@ def scorecard(home, contract_id, period, as_json) -> None:
         measures = [{
             "code": j.measure_code, "name": MEASURES_BY_CODE[j.measure_code].name, "value": j.value,
             "numerator": j.numerator, "denominator": j.denominator, "target": j.target, "tolerance": j.tolerance,
-            "direction": MEASURES_BY_CODE[j.measure_code].direction, "rag": j.rag, "verdict": j.verdict,
+            "direction": MEASURES_BY_CODE[j.measure_code].direction, "unit": MEASURES_BY_CODE[j.measure_code].unit,
+            "rag": j.rag, "verdict": j.verdict,
             "alpha": j.alpha, "ci_low": j.ci_low, "ci_high": j.ci_high,
             "source": sources.get(j.measure_code, "derived"),
             "spc_signals": [x for x in j.spc_signals.split("; ") if x], "spc_variation": j.spc_variation,
@@ -584,11 +585,11 @@ def scorecard(home, contract_id, period, as_json) -> None:
         return
     click.echo(f"{result['name']} ({contract_id}), {period}")
     for m in measures:
-        value = "no data" if m["value"] is None else f"{100 * m['value']:.1f}%"
-        interval = "" if m["ci_low"] is None else f"({100 * m['ci_low']:.1f} to {100 * m['ci_high']:.1f})"
+        value = format_value(m["value"], m["unit"])
+        interval = "" if m["ci_low"] is None else f"({format_value(m['ci_low'], m['unit'])} to {format_value(m['ci_high'], m['unit'])})"
         spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
         name = m["name"] + (" *" if m["source"] == "provider_reported" else "")
-        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
+        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {format_value(m['target'], m['unit'], 0)}  {m['rag']:<6} "
                    f"{m['verdict']:<20} {spc}")
     if any(m["source"] == "provider_reported" for m in measures):
         click.echo("  * reported by the provider as an aggregate, not derived from person-level records")
@@ -596,7 +597,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
     for m in measures:
         parts = []
         for window, pooled_row in m["rolling"].items():
-            value = "no data" if pooled_row["value"] is None else f"{100 * pooled_row['value']:.1f}%"
+            value = format_value(pooled_row["value"], m["unit"])
             parts.append(f"{window} to {period}: {value} {pooled_row['rag']}, {pooled_row['verdict']}")
         click.echo(f"  {m['name']:<58} {'; '.join(parts)}")
     missed = [m["name"] for m in measures if m["verdict"] == "not met"]

@@ -8,6 +8,15 @@ signals of concern, and on credits due; watch, rather than act, where a Red mont
 from __future__ import annotations
 
 
+def format_value(value: float | None, unit: str | None = None, digits: int = 1) -> str:
+    """A KPI value in its unit: a proportion as '72.3%', a median as '7.0 days', a volume as '118'."""
+    if value is None or value != value:
+        return "no data"
+    if unit and not str(unit).startswith("percent"):
+        return f"{value:,.{digits}f} days" if unit == "days" else f"{value:,.{digits if value % 1 else 0}f}"
+    return f"{100 * value:.{digits}f}%"
+
+
 def recommended_actions(measures: list[dict], credits_due: float, pbr_payable: float,
                         evidence: list[dict] | None = None) -> list[str]:
     """Actions for one contract and month.
@@ -20,13 +29,15 @@ def recommended_actions(measures: list[dict], credits_due: float, pbr_payable: f
         year = (m.get("rolling") or {}).get("year") or {}
         if year.get("verdict") == "not met":
             actions.append(
-                f"{m['name']}: {100 * year['value']:.1f}% over the 12 months to {year['to']} against a target of "
-                f"{100 * year['target']:.0f}%, a shortfall beyond sampling noise. Issue a performance notice and "
+                f"{m['name']}: {format_value(year['value'], m.get('unit'))} over the 12 months to {year['to']} against "
+                f"a target of {format_value(year['target'], m.get('unit'), 0)}, a shortfall beyond sampling noise. "
+                "Issue a performance notice and "
                 "ask for a remedial plan with dated milestones.")
         elif m.get("verdict") == "not met":
             actions.append(
-                f"{m['name']}: this month missed target beyond sampling noise ({100 * m['value']:.1f}% against "
-                f"{100 * m['target']:.0f}%) but the rolling year does not; raise it at the next contract meeting.")
+                f"{m['name']}: this month missed target beyond sampling noise ({format_value(m['value'], m.get('unit'))} "
+                f"against {format_value(m['target'], m.get('unit'), 0)}) but the rolling year does not; raise it at the "
+                "next contract meeting.")
         elif m.get("rag") == "Red":
             actions.append(f"{m['name']}: Red this month but not proven beyond noise ({m['verdict']}); watch next month.")
         if m.get("spc_variation") == "special cause concerning":
