@@ -211,6 +211,7 @@ def office(tmp_path_factory) -> dict:
     # README.txt gives the next commands; the user follows them with their own register in place of the example.
     readme = (home / "README.txt").read_text()
     assert "cjmonitor register check" in readme and "cjmonitor db upgrade" in readme and "cjmonitor run" in readme
+    assert f"{home}/var/drop" in readme  # where the returns go, with nothing to configure
     register = home / "register.yaml"
     register.write_text(REGISTER)
     assert "valid" in cjmonitor("register", "check", register)
