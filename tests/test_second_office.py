@@ -403,3 +403,16 @@ def test_a_days_kpis_tolerance_is_in_days_and_cannot_be_negative(tmp_path):
                                          "{code: wc_seen_5wd, target: 0.85, tolerance: 5,"))
     result = CliRunner().invoke(cli, ["register", "check", str(register)])
     assert "contracts[0].kpis[0].tolerance: a tolerance is a proportion; got 5: write 0.05 for 5 points" in result.output
+
+
+def test_vary_takes_a_days_kpis_target_in_days(office):
+    """`cjmonitor vary` on a median-days KPI: 3 days with half a day's tolerance, not "a proportion between 0 and 1"."""
+    home = office["home"]
+    cjmonitor("vary", "--home", home, "--contract", WC, "--from", "2020-06", "--description", "Faster first contact",
+              "--measure", "wc_days_to_seen", "--target", "3", "--tolerance", "0.5")
+    history = json.loads(cjmonitor("targets", "--home", home, "--contract", WC, "--json"))
+    assert ("2020-06-01", 3.0, 0.5) in [(t["valid_from"], t["target"], t["tolerance"]) for t in history["targets"]
+                                        if t["measure_code"] == "wc_days_to_seen"]
+    refused = CliRunner().invoke(cli, ["vary", "--home", str(home), "--contract", WC, "--from", "2020-07",
+                                       "--description", "x", "--measure", "wc_seen_5wd", "--target", "85"])
+    assert refused.exit_code == 2 and "the target is a proportion between 0 and 1" in refused.output
