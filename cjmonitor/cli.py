@@ -525,6 +525,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
     from cjmonitor.migrate import ensure_schema
+    from contracts.actions import format_value  # noqa: F401
     from contracts.models import Contract, Judgement
     from reports.scorecard import METHOD_NAMES
     from reports.views import build_scorecard_view
@@ -545,11 +546,11 @@ def scorecard(home, contract_id, period, as_json) -> None:
         return
     click.echo(f"{result['name']} ({contract_id}), {period}")
     for m in measures:
-        value = "no data" if m["value"] is None else f"{100 * m['value']:.1f}%"
-        interval = "" if m["ci_low"] is None else f"({100 * m['ci_low']:.1f} to {100 * m['ci_high']:.1f})"
+        value = format_value(m["value"], m["unit"])
+        interval = "" if m["ci_low"] is None else f"({format_value(m['ci_low'], m['unit'])} to {format_value(m['ci_high'], m['unit'])})"
         spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
         name = m["name"] + (" *" if m["source"] == "provider_reported" else "")
-        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
+        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {format_value(m['target'], m['unit'], 0)}  {m['rag']:<6} "
                    f"{m['verdict']:<20} {spc}")
     if any(m["source"] == "provider_reported" for m in measures):
         click.echo("  * reported by the provider as an aggregate, not derived from person-level records")
@@ -557,7 +558,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
     for m in measures:
         parts = []
         for window, pooled_row in m["rolling"].items():
-            value = "no data" if pooled_row["value"] is None else f"{100 * pooled_row['value']:.1f}%"
+            value = format_value(pooled_row["value"], m["unit"])
             parts.append(f"{window} to {period}: {value} {pooled_row['rag']}, {pooled_row['verdict']}")
         click.echo(f"  {m['name']:<58} {'; '.join(parts)}")
     missed = [m["name"] for m in measures if m["verdict"] == "not met"]

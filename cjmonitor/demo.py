@@ -270,7 +270,9 @@ def _dates_in_month(rng: np.random.Generator, period: str, n: int) -> np.ndarray
 
 
 def _busday_after(starts: np.ndarray, working_days: np.ndarray) -> np.ndarray:
-    return np.busday_offset(starts, working_days, roll="forward")
+    from contracts.workdays import working_days_after  # bank holidays are not working days, as at ingest
+
+    return working_days_after(starts, working_days)
 
 
 def _volume(rng: np.random.Generator, world: World, area: AreaInfo, kind: str, month_index: int, boost: float = 1.0) -> int:
@@ -683,7 +685,9 @@ def _aggregate_health(frame: pd.DataFrame, contract_id: str, period: str) -> pd.
     referral = pd.to_datetime(frame["referral_date"])
     assessed = pd.to_datetime(frame["assessed_date"])
     treatment = pd.to_datetime(frame["treatment_start_date"], errors="coerce")
-    wd = np.busday_count(referral.values.astype("datetime64[D]"), assessed.values.astype("datetime64[D]"))
+    from contracts.workdays import working_days_array
+
+    wd = working_days_array(referral.values, assessed.values)
     released = frame["released_from_prison"] == "Y"
     substance = frame["service"] == "substance_misuse"
     within = ((treatment - referral).dt.days <= 21).fillna(False)

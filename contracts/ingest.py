@@ -401,11 +401,10 @@ def _period_of(values: pd.Series) -> pd.Series:
 
 
 def _working_days(start: pd.Series, end: pd.Series) -> pd.Series:
-    both = start.notna() & end.notna()
-    result = pd.Series(pd.NA, index=start.index, dtype="Int64")
-    if both.any():
-        result[both] = np.busday_count(start[both].values.astype("datetime64[D]"), end[both].values.astype("datetime64[D]"))
-    return result
+    """Working days in England and Wales (not weekends, not bank holidays), as for declared services."""
+    from contracts.workdays import working_days
+
+    return working_days(start, end)
 
 
 def build_records(parsed: dict[str, pd.Series], return_type: str, period: str, key: bytes) -> pd.DataFrame:

@@ -466,7 +466,11 @@ def _check_terms(loc: Locator, path: tuple, terms: KpiTermsIn, problems: list[Pr
         hint = (f"write {terms.target / 100:g} for {terms.target:g}%" if 1 < terms.target <= 100
                 else "it must lie between 0 and 1")
         problems.append(loc.problem((*path, "target"), f"a target is a proportion between 0 and 1; got {terms.target:g}: {hint}"))
-    if terms.tolerance is not None and not 0 <= terms.tolerance < 1:
+    if terms.tolerance is not None and not proportion:
+        # A days or count KPI's tolerance is in its own unit (1 day, 5 referrals), like its target.
+        if terms.tolerance < 0:
+            problems.append(loc.problem((*path, "tolerance"), f"a tolerance cannot be negative; got {terms.tolerance:g}"))
+    elif terms.tolerance is not None and not 0 <= terms.tolerance < 1:
         hint = f"write {terms.tolerance / 100:g} for {terms.tolerance:g} points" if 1 <= terms.tolerance <= 100 else "use 0 to 0.5"
         problems.append(loc.problem((*path, "tolerance"), f"a tolerance is a proportion; got {terms.tolerance:g}: {hint}"))
     if terms.min_volume is not None and terms.min_volume < 0:

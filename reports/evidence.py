@@ -65,7 +65,8 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
         recent = series[series["period"].isin(last12)]
         red, not_met = int((recent["rag"] == "Red").sum()), int((recent["verdict"] == "not met").sum())
         latest = series.iloc[-1]
-        kpis.append({"code": code, "name": measure.name, "months": len(recent), "red": red, "not_met": not_met,
+        kpis.append({"code": code, "name": measure.name, "unit": measure.unit, "months": len(recent), "red": red,
+                     "not_met": not_met,
                      "latest_period": latest["period"], "latest_value": latest["value"], "target": latest["target"],
                      "latest_rag": latest["rag"], "latest_verdict": latest["verdict"],
                      # a median over months cannot be pooled from monthly medians
@@ -125,6 +126,8 @@ def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | 
     every contract) is worked out once per process rather than once per pack.
     """
     codes = sorted(set(session.exec(select(KpiValue.measure_code).where(KpiValue.contract_id == contract.id)).all()))
+    # A funnel plot compares proportions; a declared service's median days or volumes have no national rate.
+    codes = [c for c in codes if c in MEASURES_BY_CODE and str(MEASURES_BY_CODE[c].unit).startswith("percent")]
     funnels = {} if funnels is None else funnels
     for code in codes:
         if (code, as_of) not in funnels:
@@ -210,7 +213,8 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     titles = {code: MEASURES_BY_CODE[code].name for code in series}
     its_items = [e for e in data["evidence"] if e["code"].startswith("its") and e["parameters"].get("series")]
     charts = {
-        "history": kpi_small_multiples(series, titles, alpha, spc=data["spc_charts"]) if series else "",
+        "history": kpi_small_multiples(series, titles, alpha, spc=data["spc_charts"],
+                                       units={code: MEASURES_BY_CODE[code].unit for code in series}) if series else "",
         "its": [(e, its_chart(pd.DataFrame(e["parameters"]["series"]), f"{e['measure']}: change after "
                                                                       f"{e['parameters'].get('intervention')}")) for e in its_items],
         "funnel": funnel_panels(funnel, titles) if not funnel.empty else "",
