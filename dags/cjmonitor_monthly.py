@@ -26,6 +26,27 @@ from airflow.timetables.trigger import CronTriggerTimetable
 DB_POOL = os.environ.get("CJMONITOR_DB_POOL") or "default_pool"
 
 
+EXECUTOR_CONFIG_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "k8s",
+                                    "executor_config.yaml")
+
+
+def render_executor_config() -> dict:
+    """The rendering tasks' ``executor_config``: config/k8s/executor_config.yaml's ``pod_override`` as a V1Pod under
+    the KubernetesExecutor (which needs the cncf.kubernetes provider and its client), nothing under any other."""
+    if "kubernetes" not in os.environ.get("AIRFLOW__CORE__EXECUTOR", "").lower():
+        return {}
+    import yaml
+    from kubernetes.client import ApiClient, V1Pod
+
+    with open(EXECUTOR_CONFIG_FILE) as f:
+        override = yaml.safe_load(f)["pod_override"]
+
+    class _Response:  # ApiClient.deserialize reads a response's .data
+        data = __import__("json").dumps(override)
+
+    return {"pod_override": ApiClient().deserialize(_Response(), V1Pod)}
+
+
 def _settings():
     from cjmonitor.settings import get_settings
 
@@ -126,7 +147,7 @@ def cjmonitor_monthly():
 
         return pipeline.area_codes(_settings())
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, executor_config=render_executor_config())
     def render_area_report(area_code: str, period: str) -> str:
         from cjmonitor import pipeline
 
