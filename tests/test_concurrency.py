@@ -78,3 +78,55 @@ def test_parallel_ingests_twice_and_the_same_file_twice_at_once(migrated_home, g
     assert len(subs_after) == len(subs) + 1
     assert records_after == sum(s.rows for s in subs_after if s.status == "accepted")
     shutil.rmtree(tmp_path / "drop1")
+
+
+def _records_by_submission(settings) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    with session_scope(settings) as session:
+        inspector = inspect(session.connection())
+        for t in inspector.get_table_names():
+            if t != "validation_issue" and "submission_id" in {c["name"] for c in inspector.get_columns(t)}:
+                for sid, n in session.execute(text(f'SELECT submission_id, count(*) FROM "{t}" GROUP BY 1')):
+                    counts[sid] = counts.get(sid, 0) + n
+    return counts
+
+
+def test_an_ingest_killed_mid_task_leaves_the_database_consistent_and_the_retry_completes(migrated_home,
+                                                                                         generated_world):
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    settings = get_settings(migrated_home)
+    load_world(settings, build_world(seed=SEED, areas=AREAS, months=MONTHS))
+    copy_world(generated_world(seed=SEED, areas=AREAS, months=MONTHS), settings.drop_dir)
+    provider = max(pipeline.provider_ids(settings),
+                   key=lambda p: sum(1 for f in settings.drop_dir.rglob(f"{p}_*") if f.is_file()))
+    context = multiprocessing.get_context("spawn")
+    worker = context.Process(target=_ingest, args=((migrated_home, provider, None),))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill it once a few files are in, while it is loading the next ones
+        subs, _ = _counts(settings)
+        if len(subs) >= 3:
+            break
+        time.sleep(0.05)
+    assert worker.is_alive(), "the ingest finished before it could be killed"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    assert worker.exitcode == -signal.SIGKILL
+    with sqlite3.connect(settings.home / "var" / "cjmonitor.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    subs, _ = _counts(settings)
+    by_submission = _records_by_submission(settings)
+    # Every stored submission is whole: all its records or (rejected) none; nothing half-written.
+    for s in subs:
+        assert by_submission.get(s.id, 0) == (s.rows if s.status == "accepted" else 0), s
+    killed_at = len(subs)
+    # The retry (what Airflow runs after the task process died) loads the rest and nothing twice.
+    _, accepted, rejected, duplicate = _ingest((migrated_home, provider, None))
+    subs_after, _ = _counts(settings)
+    assert duplicate == killed_at and len(subs_after) == killed_at + accepted + rejected > killed_at
+    by_submission = _records_by_submission(settings)
+    assert all(by_submission.get(s.id, 0) == (s.rows if s.status == "accepted" else 0) for s in subs_after)
