@@ -16,7 +16,7 @@ import pandas as pd
 from sqlmodel import Session, select
 
 from cjmonitor import progress
-from cjmonitor.db import session_scope
+from cjmonitor.db import in_transaction, session_scope
 from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
 from cjmonitor.state import (  # noqa: F401  (steps and DAGs call these as pipeline.<name>)
@@ -198,7 +198,7 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
                 f"source {source.name!r} is not configured for provider {parsed.provider_id!r}; "
                 "add the provider to the source or send through its own source")))
             continue
-        with session_scope(settings) as session:
+        def load(session, path=path, source_label=source_label):
             outcome = ingest_file(session, path, archive_dir=settings.raw_archive_dir, key=key,
                                   source=f"{source_label}:{path.name}", max_bytes=settings.max_file_bytes)
             if outcome.status == "rejected":
@@ -209,7 +209,13 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
                     return_type=outcome.return_type, period=outcome.period, submission_id=submission.id,
                     sha256=submission.sha256, received_at=submission.received_at.strftime("%Y-%m-%d %H:%M"),
                     issues=outcome.issues, proposed_mapping=outcome.proposed_mapping)
-                summary.error_reports.append(str(html))
+                outcome.error_report = str(html)
+            return outcome
+
+        # Concurrent ingests (mapped tasks, the same file dropped twice at once) may collide: retried whole.
+        outcome = in_transaction(settings, load, what=f"ingest of {path.name}")
+        if getattr(outcome, "error_report", None):
+            summary.error_reports.append(outcome.error_report)
         if outcome.status in ("unrecognised", "refused"):
             log.warning("%s not loaded: %s", outcome.file_name, outcome.message)
         summary.add(outcome)
