@@ -307,7 +307,7 @@ def test_the_monthly_report_shows_each_kpi_against_its_target(office):
     hand = office["counts"][(WC, period)]
     folder = home / "out" / "reports" / AREA / period
     text = page_text(folder / "monthly.html")
-    assert "KPIs against their targets" in text
+    assert "Summary matrix: every contract and KPI" in text  # one row per contract x KPI, with its target
     assert f"Seen within 5 working days of referral {100 * hand['wc_seen_5wd']['value']:.1f}% 85.0%" in text
     assert f"Median days from referral to first seen {hand['wc_days_to_seen']['value']:.1f} days 4.0 days" in text
     assert "Referrals received 32 30 Green" in text
