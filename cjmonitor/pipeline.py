@@ -20,6 +20,7 @@ from cjmonitor.db import session_scope
 from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
 from cjmonitor.state import (  # noqa: F401  (steps and DAGs call these as pipeline.<name>)
+    REPO_ROOT,
     area_codes,
     code_version,
     contract_ids,

@@ -301,8 +301,9 @@ def staggered_did(data: pd.DataFrame, unit: str, time: str, outcome: str, first_
     sizes = pd.Series(first[first > 0]).value_counts()
     if (sizes == 1).any():
         notes.append(f"{int((sizes == 1).sum())} of {len(sizes)} cohorts have a single unit: the errors of their "
-                     f"group-time effects reflect only the comparison units' variation, so those intervals (and the "
-                     f"pre-treatment test of parallel trends) are too narrow; the aggregates are less affected")
+                     f"effects reflect only the comparison units' variation (and, for the aggregates, the spread between "
+                     f"cohorts), so their intervals are likely too narrow, and the pre-treatment test of parallel "
+                     f"trends too strict")
     cells, att, psi = _group_time(Y, first, control)
     g_arr = np.array([c[0] for c in cells])
     t_arr = np.array([c[1] for c in cells])
