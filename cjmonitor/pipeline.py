@@ -20,6 +20,7 @@ from cjmonitor.db import in_transaction, session_scope
 from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
 from cjmonitor.state import (  # noqa: F401  (steps and DAGs call these as pipeline.<name>)
+    REPO_ROOT,
     area_codes,
     code_version,
     contract_ids,
@@ -259,20 +260,24 @@ def judge(settings: Settings) -> int:
 
 def analyse(settings: Settings) -> dict:
     """Outcome methods on stored data: comparison groups for reoffending cohorts, synthetic control for
-    service redesigns, interrupted time series for contract variations. Each result is a Finding."""
-    from contracts.analysis import cohort_findings, its_findings, synth_findings
+    service redesigns, interrupted time series for contract variations, staggered DiD for roll-outs. Each result
+    is a Finding."""
+    from contracts.analysis import cohort_findings, its_findings, rollout_findings, synth_findings
 
     ensure_schema(settings)
     with (progress.stage("Outcome methods (matching, synthetic control, ITS)") as tick,
           session_scope(settings) as session, keep_creation_times(session, Finding)):
-        tick(0, total=3)
+        tick(0, total=4)
         cohorts = cohort_findings(session, settings.alpha)
         tick()
         synths = synth_findings(session, settings.alpha)
         tick()
         its = its_findings(session, settings.alpha)
         tick()
-        return {"comparison_group": len(cohorts), "synthetic_control": len(synths), "its": len(its)}
+        rollouts = rollout_findings(session, settings.alpha)  # staggered roll-outs across areas (#17)
+        tick()
+        return {"comparison_group": len(cohorts), "synthetic_control": len(synths), "its": len(its),
+                "staggered_did": len(rollouts)}
 
 
 # ------------------------------------------------------------------ render

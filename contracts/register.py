@@ -12,6 +12,8 @@ applies it like any office.
   the diff (added, changed, closed). It never rewrites history: a changed target or payment term becomes
   a dated variation from the ``effective`` month, closing the old terms; a contract removed from the
   register is closed, its data stay.
+* A staggered roll-out is declared as a variation of ``kind: rollout`` with its ``kpi`` on each area's contract
+  of the same service, each at its own date (one roll-out per service and KPI; an area joins it once).
 * :func:`export_register` writes the database back as a register; export then apply changes nothing.
 
 Keys are documented in ``REGISTER_KEYS`` (also ``cjmonitor register schema``, a JSON Schema generated
@@ -126,7 +128,10 @@ _Date = date  # the field below is called "date"
 
 class VariationIn(_Strict):
     date: _Date = Field(description="First day of the first month under the new terms (YYYY-MM-01).")
-    kind: str = Field(default="renegotiation", description="renegotiation, new_provider, service_redesign or other.")
+    kind: str = Field(default="renegotiation", description=(
+        "renegotiation, new_provider, service_redesign, rollout or other. rollout: the service starts here on `date`, "
+        "aimed at `kpi` (required); the same kind and kpi on contracts of the same service in other areas, at their own "
+        "dates, is one staggered roll-out (analysed with staggered difference-in-differences)."))
     description: str = Field(min_length=1, description="What changed, in plain words (shown in the evidence pack).")
     kpi: str | None = Field(default=None, description="The KPI the change is aimed at (a break for ITS and SPC); none = all.")
     kpis: list[VariationKpiIn] = Field(default_factory=list, description="KPI terms restated from the date (only the keys given change).")
@@ -618,6 +623,7 @@ def validate(loaded: LoadedRegister) -> Checked:
         if contract.kpis is None:
             codes = list(allowed)
         seen_variations: set[tuple] = set()
+        seen_rollouts: set[str] = set()
         last_date = None
         for v_index, variation in enumerate(contract.variations):
             path = (*base, "variations", v_index)
@@ -638,6 +644,14 @@ def validate(loaded: LoadedRegister) -> Checked:
                 problems.append(loc.problem((*path, "kind"), f"two {variation.kind} variations on {variation.date}: merge them "
                                             "into one (it may restate several KPIs)"))
             seen_variations.add((variation.date, variation.kind))
+            if variation.kind == "rollout" and variation.kpi is None:
+                problems.append(loc.problem((*path, "kpi"), "a rollout variation names the KPI it aims at (kpi: CODE): "
+                                            "the staggered roll-out analysis compares that KPI across areas"))
+            if variation.kind == "rollout" and variation.kpi is not None:
+                if variation.kpi in seen_rollouts:
+                    problems.append(loc.problem((*path, "kpi"), f"a second rollout aimed at {variation.kpi} on this "
+                                                f"contract: an area joins a roll-out once; keep the first date"))
+                seen_rollouts.add(variation.kpi)
             if variation.kpi is not None and variation.kpi not in allowed:
                 problems.append(loc.problem((*path, "kpi"), f"no KPI {variation.kpi!r}{_close(variation.kpi, allowed)} on this contract"))
             for k_index, terms in enumerate(variation.kpis):

@@ -17,7 +17,9 @@ from contracts.catalogue import FRAMEWORK_MEASURES, measures_for
 from contracts.errors import ContractsError
 from contracts.models import Contract, ContractVariation, Measure, Target
 
-VARIATION_KINDS = ("renegotiation", "new_provider", "service_redesign", "other")
+VARIATION_KINDS = ("renegotiation", "new_provider", "service_redesign", "rollout", "other")
+# ``rollout``: the service (or a change to it) starts in this area on this date, aimed at ``kpi``; the same
+# roll-out in other areas of the same service, at their own dates, makes a staggered roll-out (contracts.analysis).
 
 
 @dataclass(frozen=True)

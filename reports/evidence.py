@@ -88,6 +88,7 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
     if credit_total > 0:
         asks.append(f"Service credits of £{credit_total:,.2f} are due for the last 12 months (after the quarterly cap).")
     findings = session.exec(select(Finding).where(Finding.contract_id == contract_id).order_by(Finding.method)).all()
+    findings = list(findings) + rollout_findings_for(session, contract_id=contract_id)
     evidence = []
     for finding in findings:
         parameters = json.loads(finding.parameters)
@@ -116,6 +117,19 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
             "asks": asks, "kpis": kpis, "history": history, "credit_lines": credit_lines, "credit_total": credit_total,
             "pbr": pbr, "evidence": evidence, "variations": variations, "submissions": submissions, "quality": quality,
             "spc_charts": charts}
+
+
+def rollout_findings_for(session: Session, *, contract_id: str | None = None,
+                         area_code: str | None = None) -> list[Finding]:
+    """The staggered roll-out findings (one per roll-out, no contract of their own) that a contract or an area
+    is part of as an adopter (``parameters["areas"]``)."""
+    found = []
+    for finding in session.exec(select(Finding).where(Finding.method == "staggered_did")
+                                .order_by(Finding.cohort, Finding.measure_code)).all():
+        adopters = json.loads(finding.parameters).get("areas") or []
+        if any(a.get("contract_id") == contract_id or a.get("area_code") == area_code for a in adopters):
+            found.append(finding)
+    return found
 
 
 def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | None = None) -> pd.DataFrame:

@@ -111,11 +111,18 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
             exceptions.append(f"The {row['return_type']} return from {row['provider_name']} for {period} is "
                               f"{row['status']}{' and late' if row['late'] else ''}.")
     findings = []
-    for finding in session.exec(select(Finding).where(Finding.contract_id.in_(ids)).order_by(Finding.contract_id)).all():
+    from reports.evidence import rollout_findings_for
+
+    stored = list(session.exec(select(Finding).where(Finding.contract_id.in_(ids)).order_by(Finding.contract_id)).all())
+    for finding in stored + rollout_findings_for(session, area_code=area_code):
         parameters = json.loads(finding.parameters)
+        shown_contract = finding.contract_id
+        if shown_contract is None:  # a roll-out across areas: shown against this area's contract in it
+            mine = [a for a in parameters.get("areas", []) if a.get("area_code") == area_code]
+            shown_contract = mine[0]["contract_id"] if mine else area_code
         frequency = finding.measure_code == FREQUENCY_MEASURE
         timing = finding.measure_code == "reo_time_to_first"
-        findings.append({"contract_id": finding.contract_id, "method": METHOD_NAMES.get(finding.method, finding.method),
+        findings.append({"contract_id": shown_contract, "method": METHOD_NAMES.get(finding.method, finding.method),
                          "measure": (MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE
                                      else "Proven reoffences per person in 12 months" if frequency
                                      else "Months free of proven reoffending in the first 12" if timing else ""),

@@ -172,6 +172,7 @@ METHOD_NAMES = {
     "synthetic_control": "Synthetic control (against a weighted mix of other areas)",
     "km_cox_matched": "Time to first reoffence (matched comparison group, Justice Data Lab style)",
     "psm_custodial_reoffenders": "Custody for the first reoffence (matched reoffenders, Justice Data Lab style)",
+    "staggered_did": "Staggered roll-out (Callaway & Sant'Anna difference-in-differences across areas)",
 }
 
 
