@@ -46,7 +46,7 @@ def test_demo_loads_system_returns_through_the_drop_folder(demo_home):
     by_id = {s.id: s.period for s in subs}
     ids = frame["source"].str.extract(r"^submission:(\d+):")[0].astype(int)
     assert (ids.map(by_id) == frame["period"]).all()
-    files = sorted((demo_home / "drop").glob("lcjb_cjs_system_measures_*.csv"))
+    files = sorted(_settings(demo_home).drop_dir.glob("lcjb_cjs_system_measures_*.csv"))
     assert len(files) == 36
     rows = sum(len(pd.read_csv(f)) for f in files)
     assert len(frame) == rows  # nothing lost, nothing twice
@@ -55,7 +55,7 @@ def test_demo_loads_system_returns_through_the_drop_folder(demo_home):
 
 
 def _month_file(home, period):
-    return pd.read_csv(home / "drop" / f"lcjb_cjs_system_measures_{period}.csv", dtype=str, keep_default_na=False)
+    return pd.read_csv(_settings(home).drop_dir / f"lcjb_cjs_system_measures_{period}.csv", dtype=str, keep_default_na=False)
 
 
 def _stored(home, period):
@@ -85,8 +85,17 @@ def test_a_bad_system_return_is_rejected_whole_and_a_new_version_replaces_the_ol
     assert {"row": 9, "column": "measure"} in [{k: p[k] for k in ("row", "column")} for p in problems]
     assert "made_up_measure" in json.dumps(problems)
     (report,) = summary.error_reports
-    assert "2025-05" in open(report, encoding="utf-8").read()  # the wrong period, row 5
+    assert "made_up_measure" in open(report, encoding="utf-8").read()
     assert _stored(home, period) == before  # nothing stored, nothing lost
+    wrong = good.copy()
+    wrong.loc[3, "period"] = "2025-05"  # another month's figure in this month's file: refused
+    wrong_path = inbox / f"lcjb_cjs_system_measures_{period}_v2.csv"
+    wrong.to_csv(wrong_path, index=False)
+    summary = pipeline.ingest(settings, paths=[wrong_path])
+    assert summary.rejected == 1
+    (problem,) = summary.outcomes[0]["problems"]
+    assert problem["row"] == 5 and problem["column"] == "period" and "2025-05" in problem["message"]
+    assert _stored(home, period) == before
 
     # A corrected version that drops one area's rows: those figures go, the rest are replaced.
     dropped = good["area_code"].iloc[0]
@@ -106,7 +115,7 @@ def test_a_bad_system_return_is_rejected_whole_and_a_new_version_replaces_the_ol
                                                          Submission.period == period)
                                 .order_by(Submission.version)).all()
     assert [(s.version, s.status, s.is_current) for s in versions] == [
-        (1, "accepted", False), (2, "rejected", False), (3, "accepted", True)]
+        (1, "accepted", False), (2, "rejected", False), (3, "rejected", False), (4, "accepted", True)]
     # The same bytes again are a duplicate, not a new version.
     assert pipeline.ingest(settings, paths=[fixed_path]).duplicate == 1
 
@@ -115,7 +124,7 @@ def test_an_unregistered_sender_of_system_measures_is_not_loaded(writable_demo_h
     from cjmonitor import pipeline
 
     path = tmp_path / "nobody_cjs_system_measures_2025-06.csv"
-    shutil.copy(writable_demo_home / "drop" / "lcjb_cjs_system_measures_2025-06.csv", path)
+    shutil.copy(_settings(writable_demo_home).drop_dir / "lcjb_cjs_system_measures_2025-06.csv", path)
     summary = pipeline.ingest(_settings(writable_demo_home), paths=[path])
     assert summary.unrecognised == 1 and "provider 'nobody' is not configured" in summary.outcomes[0]["message"]
 
