@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from cjmonitor import progress
-from cjmonitor.demo_system import write_system_measures
+from cjmonitor.demo_system import SYSTEM_PROVIDER, write_system_measures
 from cjmonitor.errors import ConfigError
 from contracts.catalogue import (
     CONTRACT_PREFIX,
@@ -48,7 +48,7 @@ from contracts.catalogue import (
     measures_for,
 )
 from contracts.geography import AREAS, AREAS_BY_NAME, AreaInfo
-from contracts.returns import SPECS
+from contracts.returns import SPECS, SYSTEM_RETURN_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -701,7 +701,10 @@ def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED
     files += _write_cohorts(world, drop_dir)
     world.files = files
     world.truth["files"] = len(files)
-    world.truth["interdependencies"] = write_system_measures(world, truth_path.parent / "system")  # issue #19
+    # Issue #19: the LCJB's system measures, one cjs_system_measures return a month, through the drop folder.
+    world.truth["interdependencies"] = write_system_measures(world, drop_dir)
+    world.files += sorted(p.name for p in drop_dir.glob(f"{SYSTEM_PROVIDER}_{SYSTEM_RETURN_TYPE}_*.csv"))
+    world.truth["files"] = len(world.files)
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(world.truth, indent=2, sort_keys=True) + "\n")
     log.info("wrote %d return files for %d areas into %s", len(files), len(world.areas), drop_dir)
@@ -817,7 +820,9 @@ def world_register(world: World) -> dict:
                    "areas": [area.code for area in world.areas]},
         "providers": [{"id": pid, "name": name, "kind": kind,
                        "return_mode": "aggregate" if pid in AGGREGATE_PROVIDERS else "person"}
-                      for pid, name, kind, _service, _regions in world.providers],
+                      for pid, name, kind, _service, _regions in world.providers]
+                     + [{"id": SYSTEM_PROVIDER, "name": "Local Criminal Justice Boards (system measures)",
+                         "kind": "other"}],
         "services": [],
         "contracts": contracts,
         "recipients": recipients,

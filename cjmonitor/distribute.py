@@ -3,7 +3,8 @@
 Recipients and their scopes are data (tables ``recipient`` and ``recipient_scope``,
 managed with ``cjmonitor recipients``):
 
-* an **area** scope (a commissioner) receives that area's monthly report and every scorecard
+* an **area** scope (a commissioner) receives that area's monthly report, its quarterly LCJB pack (in a
+  quarter's last month) and every scorecard
   and evidence pack of contracts in the area;
 * a **contract** scope (a contract manager) receives that contract's scorecard and evidence pack;
 * a **provider** scope receives that provider's own scorecards only.
@@ -52,7 +53,7 @@ from contracts.models import (
 
 log = logging.getLogger(__name__)
 
-DOCUMENT_KINDS = ("monthly_report", "scorecard", "evidence_pack")
+DOCUMENT_KINDS = ("monthly_report", "scorecard", "evidence_pack", "lcjb_pack")  # lcjb_pack: quarter-end months
 SCOPE_KINDS = ("area", "contract", "provider")
 SMALL_COUNT = 5  # counts below this are not written in email bodies
 

@@ -340,6 +340,24 @@ def monthly_report(settings: Settings, area_code: str, period: str) -> dict:
     return {"area_code": area_code, "period": period, **{k: str(v) for k, v in paths.items()}}
 
 
+def lcjb_pack(settings: Settings, area_code: str, period: str) -> dict:
+    """Write an area's quarterly LCJB pack (HTML, PDF, XLSX) for a quarter-end month; returns the paths."""
+    from reports.lcjb import LcjbError, is_quarter_end, render_lcjb_pack
+
+    ensure_schema(settings)
+    if not is_quarter_end(period):
+        raise ConfigError(f"the LCJB pack is quarterly: {period} is not a quarter's last month (03, 06, 09 or 12)")
+    with session_scope(settings) as session, keep_creation_times(session, Artifact):
+        if session.get(Area, area_code) is None:
+            raise NotFoundError(f"no area '{area_code}': use an ONS code such as E23000005")
+        try:
+            paths = render_lcjb_pack(session, settings.out_dir, area_code, period, code_version=code_version(),
+                                     threshold=settings.suppression_threshold)
+        except LcjbError as exc:
+            raise NotFoundError(str(exc)) from None
+    return {"area_code": area_code, "period": period, **{k: str(v) for k, v in paths.items()}}
+
+
 def provider_bundle(settings: Settings, provider_id: str, period: str) -> dict:
     """A zip of one provider's scorecards for a month, checked against the provider's scope as distribution is."""
     import zipfile

@@ -73,11 +73,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CommentaryIn(_Strict):
+    """One partner's words for an area's LCJB pack (shown as written, HTML-escaped)."""
+
+    area: str = Field(description="ONS code of the area; one of office.areas.")
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="The pack's month, YYYY-MM (a quarter's last month).")
+    partner: str = Field(min_length=1, max_length=120, description="Who wrote it, e.g. 'CPS Wessex' or 'HMCTS'.")
+    text: str = Field(min_length=1, max_length=4000, description="The commentary, as written.")
+
+
 class OfficeIn(_Strict):
     """The commissioning office: its name and the areas (ONS police force area codes) it covers."""
 
     name: str = Field(min_length=1, max_length=160, description="The office's name, as on its documents.")
     areas: list[str] = Field(min_length=1, description="ONS codes of the areas it covers, from the built-in 42 (e.g. E23000039).")
+    lcjb_commentary: list[CommentaryIn] = Field(default_factory=list, description=(
+        "Partners' commentary for the LCJB pack: one entry per area, quarter-end month and partner, shown as written."))
 
 
 class ProviderIn(_Strict):
@@ -523,6 +534,10 @@ def validate(loaded: LoadedRegister) -> Checked:
         elif code in office_areas:
             problems.append(loc.problem(("office", "areas", index), f"area {code} is listed twice; keep one"))
         office_areas.add(code)
+    for index, note in enumerate(register.office.lcjb_commentary):
+        if note.area not in office_areas:
+            problems.append(loc.problem(("office", "lcjb_commentary", index, "area"),
+                                        f"area {note.area!r} is not one of office.areas: add it there or correct the code"))
 
     # providers
     dupes(register.providers, "id", "providers")
@@ -868,11 +883,17 @@ class _Applier:
     def office(self, office: OfficeIn) -> None:
         row = self.session.get(Office, 1)
         if row is None:
-            self.session.add(Office(id=1, name=office.name))
+            row = Office(id=1, name=office.name)
+            self.session.add(row)
             self.change("added", "office", office.name)
         elif row.name != office.name:
             self.change("changed", "office", office.name, f"name {row.name!r} -> {office.name!r}")
             row.name = office.name
+        commentary = (json.dumps([note.model_dump() for note in office.lcjb_commentary], sort_keys=True)
+                      if office.lcjb_commentary else None)
+        if row.lcjb_commentary != commentary:
+            self.change("changed", "office", office.name, f"LCJB commentary: {len(office.lcjb_commentary)} entries")
+            row.lcjb_commentary = commentary
         existing = {a.code for a in self.session.exec(select(Area)).all()}
         for code in office.areas:
             if code not in existing:
@@ -1318,6 +1339,8 @@ def export_register(session: Session) -> dict:
     office = session.get(Office, 1)
     areas = [a.code for a in session.exec(select(Area).order_by(Area.code)).all()]
     data: dict = {"office": {"name": office.name if office else "(unnamed office)", "areas": areas}}
+    if office is not None and office.lcjb_commentary:
+        data["office"]["lcjb_commentary"] = json.loads(office.lcjb_commentary)
     data["providers"] = []
     declared = _declared()
     services = declared.load_services(session) if declared is not None else {}

@@ -1,5 +1,7 @@
 """cjmonitor_monthly: ingest -> derive -> judge -> analyse -> scorecards and area reports -> distribute, once a month after the returns deadline.
 
+In a quarter's last month each area's LCJB pack (the whole-system view) is rendered too, one mapped task per area.
+
 Thin by design: each task calls one ``cjmonitor.pipeline`` step and passes IDs
 (provider, contract, period), never data. Ingest is mapped per provider and
 rendering per contract, so operators see each one in the grid. Every step is
@@ -135,7 +137,8 @@ def cjmonitor_monthly():
 
         return pipeline.render_contract(_settings(), contract_id, period)
 
-    @task
+    # none_failed: in a month that ends no quarter the LCJB packs map over no area and are skipped.
+    @task(trigger_rule="none_failed")
     def render_index(_scorecards: list[str], period: str) -> str:
         from cjmonitor import pipeline
 
@@ -152,6 +155,20 @@ def cjmonitor_monthly():
         from cjmonitor import pipeline
 
         return pipeline.monthly_report(_settings(), area_code, period)["pdf"]
+
+    @task
+    def list_lcjb_areas(period: str) -> list[str]:
+        """Every area in a quarter's last month (the LCJB pack is quarterly); none in other months."""
+        from cjmonitor import pipeline
+        from reports.lcjb import is_quarter_end
+
+        return pipeline.area_codes(_settings()) if is_quarter_end(period) else []
+
+    @task(max_active_tis_per_dagrun=2)
+    def render_lcjb_pack(area_code: str, period: str) -> str:
+        from cjmonitor import pipeline
+
+        return pipeline.lcjb_pack(_settings(), area_code, period)["pdf"]
 
     @task
     def list_recipients(_index: str, _reports: list[str]) -> list[int]:
@@ -178,8 +195,10 @@ def cjmonitor_monthly():
     period = analyse_outcomes(judge_kpis(derive_kpis(ingested)))
     scorecards = render_scorecard.partial(period=period).expand(contract_id=list_contracts(period))
     reports = render_area_report.partial(period=period).expand(area_code=list_areas(period))
+    lcjb_packs = render_lcjb_pack.partial(period=period).expand(area_code=list_lcjb_areas(period))
     index = render_index(scorecards, period)
     reports >> index
+    lcjb_packs >> index
     distribute_to.partial(period=period).expand(recipient_id=list_recipients(index, reports))
 
 
