@@ -38,6 +38,8 @@ def _counts(settings):
         tables = [t for t in inspector.get_table_names() if t != "validation_issue"
                   and "submission_id" in {c["name"] for c in inspector.get_columns(t)}]
         records = sum(session.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in tables)
+        # system measures (the LCJB's return) are stored by the submission they came from, tagged in `source`
+        records += session.execute(text('SELECT count(*) FROM system_measure_value')).scalar_one()
     return subs, records
 
 
