@@ -203,9 +203,15 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     with progress.stage("Writing return specs and templates"):
         write_spec_documents(settings.out_dir / "specs", _declared_services(str(settings.home)))
     from cjmonitor.documents import render_documents
+    from reports.lcjb import latest_quarter_end
 
+    # Each area's LCJB pack for the latest quarter-end month (issue #19), before the latest index links it.
+    lcjb_period = latest_quarter_end(result["period"])
+    lcjb = render_documents(settings, lcjb_period, kinds=("lcjb_pack",)) if lcjb_period != result["period"] else None
     # Every evidence pack and monthly report for the latest period, across every core; the index last.
-    rendered = render_documents(settings, result["period"], kinds=("evidence_pack", "monthly_report"))
+    rendered = render_documents(settings, result["period"], kinds=("evidence_pack", "monthly_report")
+                                + (("lcjb_pack",) if lcjb is None else ()))
+    lcjb_packs = [p for p in (lcjb or rendered).documents["lcjb_pack"] if p.endswith(".pdf")]
     packs = [p for p in rendered.documents["evidence_pack"] if p.endswith(".pdf")]
     reports = [p for p in rendered.documents["monthly_report"] if p.endswith(".pdf")]
     first_pack = str(settings.out_dir / "packs" / world.truth["its_effects"][0]["contract_id"] / result["period"] / "pack.pdf")
@@ -228,7 +234,9 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
         "error_reports": ingest["error_reports"],
         "evidence_packs": packs,
         "monthly_reports": reports,
-        "render_seconds": {"scorecards": result.get("seconds"), "packs_and_reports": round(rendered.wall_seconds, 1)},
+        "lcjb_packs": lcjb_packs,
+        "render_seconds": {"scorecards": result.get("seconds"), "packs_and_reports": round(rendered.wall_seconds, 1),
+                           "lcjb_packs": round(lcjb.wall_seconds, 1) if lcjb is not None else None},
         "truth": str(settings.truth_path),
         "database": settings.database_url,
         "seconds": round(time.perf_counter() - started, 1),
@@ -250,6 +258,8 @@ def demo(home, areas, months, seed, scale, start, as_json) -> None:
     click.echo(f"  evidence packs: {len(packs)}, e.g. {first_pack if first_pack in packs else packs[0] if packs else 'none'}")
     click.echo(f"  monthly commissioner reports: {len(reports)}, e.g. "
                f"{first_report if first_report in reports else reports[0] if reports else 'none'}")
+    click.echo(f"  LCJB packs (whole system, quarter to {lcjb_period}): {len(lcjb_packs)}, e.g. "
+               f"{lcjb_packs[0] if lcjb_packs else 'none'}")
     click.echo(f"  injected effects to recover: {summary['truth']}")
     click.echo(f"  database: {summary['database']}  ({summary['seconds']} s)")
     click.echo("  time by stage: " + "; ".join(f"{name} {progress.format_seconds(seconds)}"
@@ -525,6 +535,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
     from cjmonitor.migrate import ensure_schema
+    from contracts.actions import format_value  # noqa: F401
     from contracts.models import Contract, Judgement
     from reports.scorecard import METHOD_NAMES
     from reports.views import build_scorecard_view
@@ -545,11 +556,11 @@ def scorecard(home, contract_id, period, as_json) -> None:
         return
     click.echo(f"{result['name']} ({contract_id}), {period}")
     for m in measures:
-        value = "no data" if m["value"] is None else f"{100 * m['value']:.1f}%"
-        interval = "" if m["ci_low"] is None else f"({100 * m['ci_low']:.1f} to {100 * m['ci_high']:.1f})"
+        value = format_value(m["value"], m["unit"])
+        interval = "" if m["ci_low"] is None else f"({format_value(m['ci_low'], m['unit'])} to {format_value(m['ci_high'], m['unit'])})"
         spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
         name = m["name"] + (" *" if m["source"] == "provider_reported" else "")
-        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {100 * m['target']:.0f}%  {m['rag']:<6} "
+        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {format_value(m['target'], m['unit'], 0)}  {m['rag']:<6} "
                    f"{m['verdict']:<20} {spc}")
     if any(m["source"] == "provider_reported" for m in measures):
         click.echo("  * reported by the provider as an aggregate, not derived from person-level records")
@@ -557,7 +568,7 @@ def scorecard(home, contract_id, period, as_json) -> None:
     for m in measures:
         parts = []
         for window, pooled_row in m["rolling"].items():
-            value = "no data" if pooled_row["value"] is None else f"{100 * pooled_row['value']:.1f}%"
+            value = format_value(pooled_row["value"], m["unit"])
             parts.append(f"{window} to {period}: {value} {pooled_row['rag']}, {pooled_row['verdict']}")
         click.echo(f"  {m['name']:<58} {'; '.join(parts)}")
     missed = [m["name"] for m in measures if m["verdict"] == "not met"]

@@ -137,10 +137,10 @@ def value_command(home, area_code, contract_id, as_json):
 @click.option("--contract", "contract_id", required=True, help="Contract id, e.g. CRC-E23000005.")
 @click.option("--from", "effective", required=True, help="First month under the new terms, YYYY-MM.")
 @click.option("--kind", default="renegotiation", show_default=True,
-              type=click.Choice(["renegotiation", "new_provider", "service_redesign", "other"]))
+              type=click.Choice(["renegotiation", "new_provider", "service_redesign", "rollout", "other"]))
 @click.option("--description", required=True, help="What changed, in plain words (shown in the evidence pack).")
 @click.option("--measure", "measure_code", default=None, help="The KPI the change targets (needed for new terms).")
-@click.option("--target", type=float, default=None, help="New target as a proportion, e.g. 0.9 for 90%.")
+@click.option("--target", type=float, default=None, help="New target as a proportion, e.g. 0.9 for 90% (a days or count KPI: in days or a count, e.g. 4).")
 @click.option("--tolerance", type=float, default=None, help="New tolerance band, e.g. 0.05 for 5 points.")
 @click.option("--min-volume", type=int, default=None, help="New minimum volume for a verdict.")
 @click.option("--credit-pct", type=float, default=None, help="New service credit, % of the monthly fee per Red month.")

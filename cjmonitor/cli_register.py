@@ -82,7 +82,8 @@ This folder is empty of data. Next:
        cjmonitor register check {home}/register.yaml
   2. Create the database and load the register (all or nothing; prints what changed):
        cjmonitor db upgrade --home {home} && cjmonitor register apply {home}/register.yaml --home {home}
-  3. Say where returns arrive in sources.toml, drop this month's returns there and run:
+  3. Drop this month's returns (<provider id>_<return type>_<YYYY-MM>.csv) in {home}/var/drop
+     (sources.toml can name other folders or SFTP servers; as written it reads var/drop) and run:
        cjmonitor run --home {home}
 
 `cjmonitor frameworks` lists the built-in KPI frameworks; `cjmonitor register schema` the register's keys.

@@ -1,4 +1,4 @@
-"""Whole-system commands (issue #19): `system load`, `pathway` and `links`.
+"""Whole-system commands (issue #19): `system load`, `pathway`, `links` and `report lcjb`.
 
 ``system load`` stores cjs_system_measures returns (or published tables through a mapping file);
 ``pathway`` prints an area's funnel from the stored measures, with disclosure control; ``links``
@@ -176,5 +176,34 @@ def links_command(home, area_code, alpha, as_json):
     for link in links:
         click.echo(f"- {link['headline']}")
 
+
+@click.command("lcjb")
+@HOME_OPTION
+@click.option("--area", "area_code", required=True, help="ONS code of the area, e.g. E23000005.")
+@click.option("--period", required=True, help="The quarter's last month, YYYY-MM (03, 06, 09 or 12).")
+@JSON_OPTION
+def lcjb_command(home, area_code, period, as_json):
+    """Write an area's quarterly LCJB pack (whole-system view): HTML, PDF and XLSX."""
+    from cjmonitor import pipeline
+
+    _check_period(period)
+    result = pipeline.lcjb_pack(_settings(home), area_code, period)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"LCJB pack for {area_code}, quarter to {period}: {result['pdf']} (HTML {result['html']}, "
+                   f"XLSX {result['xlsx']})")
+
+
+def _attach_report_command() -> None:
+    """`cjmonitor report lcjb`: beside `report monthly` when the reports group is in this build."""
+    try:
+        from cjmonitor.cli_reports import report
+    except ModuleNotFoundError:
+        return
+    report.add_command(lcjb_command)
+
+
+_attach_report_command()
 
 COMMANDS = [system_group, pathway_command, links_command]

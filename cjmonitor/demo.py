@@ -12,6 +12,8 @@ check it recovers them:
   comparison is biased and matching is needed);
 * one provider persistently below target (settled accommodation on release);
 * one area whose whole trend shifts (for synthetic control);
+* one service rolled out to 4 areas at different months (an employment-support service in resettlement:
+  +10 points on ETE on release from each area's start; staggered DiD), drawn from its own random stream;
 * seasonality in volumes and rates; a few late returns; a few malformed files,
   each followed by a corrected ``_v2``.
 
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from cjmonitor import progress
-from cjmonitor.demo_system import write_system_measures
+from cjmonitor.demo_system import SYSTEM_PROVIDER, write_system_measures
 from cjmonitor.errors import ConfigError
 from contracts.catalogue import (
     CONTRACT_PREFIX,
@@ -46,7 +48,7 @@ from contracts.catalogue import (
     measures_for,
 )
 from contracts.geography import AREAS, AREAS_BY_NAME, AreaInfo
-from contracts.returns import SPECS
+from contracts.returns import SPECS, SYSTEM_RETURN_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ SYNTH_AREA, SYNTH_MEASURE, SYNTH_MONTH, SYNTH_EFFECT = "West Yorkshire", "crc_or
 CARE_LEAVER_MEASURE, CARE_LEAVER_DIFFERENCE = "crc_orders_completed", -0.10
 ETHNICITY_SHARES = {"Asian": 0.07, "Black": 0.08, "Mixed": 0.04, "White": 0.77, "Other": 0.02, "Not stated": 0.02}
 CARE_LEAVER_SHARE_BY_AGE = {"18-20": 0.25, "21-24": 0.2, "25-34": 0.08, "35-49": 0.03, "50+": 0.01}
+# A staggered roll-out (issue #17): areas and start months drawn from their own random stream ([seed, 6]), so
+# nothing else in the world changes; the effect is constant from each area's start (so the ATT is the effect).
+ROLLOUT_SERVICE, ROLLOUT_MEASURE, ROLLOUT_EFFECT, ROLLOUT_AREAS = "ttg", "ttg_ete_on_release", 0.10, 4
 FAILING_PROVIDER, FAILING_MEASURE, FAILING_SHORTFALL = "gateway-resettlement", "ttg_settled_accommodation", -0.14
 AGGREGATE_PROVIDERS = ("cymru-health",)  # health contracts in Wales report aggregates only (kpi_aggregate)
 XLSX_PROVIDER = "riverside-health"  # sends Excel
@@ -225,6 +230,7 @@ def build_world(*, seed: int = DEFAULT_SEED, areas: int = 42, months: int = DEFA
                 rate = rate + FAILING_SHORTFALL
             true_rates[(contract.id, measure.code)] = np.clip(rate, 0.02, 0.99)
 
+    rollout = _inject_rollout(seed, chosen, contracts, true_rates, months, start)
     start_label = start
     crc_by_area = {c.area.name: c.id for c in contracts if c.service_type == "crc"}
     truth = {
@@ -255,9 +261,31 @@ def build_world(*, seed: int = DEFAULT_SEED, areas: int = 42, months: int = DEFA
         }],
         "late_returns": [],
         "malformed_files": [],
+        "rollout_effects": [rollout],
     }
     return World(seed=seed, start=start_label, months=months, scale=scale, areas=chosen, providers=providers,
                  contracts=contracts, true_rates=true_rates, truth=truth)
+
+
+def _inject_rollout(seed: int, chosen: list[AreaInfo], contracts: list[ContractInfo],
+                    true_rates: dict[tuple[str, str], np.ndarray], months: int, start: str) -> dict:
+    """Add the roll-out's effect to the true rates of the adopting areas; its manifest entry (truth.json)."""
+    draw = np.random.default_rng([seed, 6])
+    n = min(ROLLOUT_AREAS, len(chosen) - 1)  # at least one area never adopts
+    picked = sorted(draw.choice(len(chosen), size=n, replace=False).tolist())
+    # Distinct start months, at least 6 months of history before and 6 months after.
+    offsets = sorted(draw.choice(np.arange(6, months - 6), size=n, replace=False).tolist())
+    adopters = []
+    t = np.arange(months)
+    for area_index, offset in zip(picked, offsets, strict=True):
+        area = chosen[area_index]
+        contract = next(c for c in contracts if c.area.code == area.code and c.service_type == ROLLOUT_SERVICE)
+        key = (contract.id, ROLLOUT_MEASURE)
+        true_rates[key] = np.clip(true_rates[key] + ROLLOUT_EFFECT * (t >= offset), 0.02, 0.99)
+        adopters.append({"area_code": area.code, "contract_id": contract.id, "start": month_label(start, int(offset))})
+    return {"service": ROLLOUT_SERVICE, "measure": ROLLOUT_MEASURE, "effect": ROLLOUT_EFFECT,
+            "areas": sorted(adopters, key=lambda a: a["start"]),
+            "never_treated": sorted(a.code for i, a in enumerate(chosen) if i not in picked)}
 
 
 # ---------------------------------------------------------------- record generators
@@ -270,7 +298,9 @@ def _dates_in_month(rng: np.random.Generator, period: str, n: int) -> np.ndarray
 
 
 def _busday_after(starts: np.ndarray, working_days: np.ndarray) -> np.ndarray:
-    return np.busday_offset(starts, working_days, roll="forward")
+    from contracts.workdays import working_days_after  # bank holidays are not working days, as at ingest
+
+    return working_days_after(starts, working_days)
 
 
 def _volume(rng: np.random.Generator, world: World, area: AreaInfo, kind: str, month_index: int, boost: float = 1.0) -> int:
@@ -671,7 +701,10 @@ def generate_world(drop_dir: Path, truth_path: Path, *, seed: int = DEFAULT_SEED
     files += _write_cohorts(world, drop_dir)
     world.files = files
     world.truth["files"] = len(files)
-    world.truth["interdependencies"] = write_system_measures(world, truth_path.parent / "system")  # issue #19
+    # Issue #19: the LCJB's system measures, one cjs_system_measures return a month, through the drop folder.
+    world.truth["interdependencies"] = write_system_measures(world, drop_dir)
+    world.files += sorted(p.name for p in drop_dir.glob(f"{SYSTEM_PROVIDER}_{SYSTEM_RETURN_TYPE}_*.csv"))
+    world.truth["files"] = len(world.files)
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(world.truth, indent=2, sort_keys=True) + "\n")
     log.info("wrote %d return files for %d areas into %s", len(files), len(world.areas), drop_dir)
@@ -683,7 +716,9 @@ def _aggregate_health(frame: pd.DataFrame, contract_id: str, period: str) -> pd.
     referral = pd.to_datetime(frame["referral_date"])
     assessed = pd.to_datetime(frame["assessed_date"])
     treatment = pd.to_datetime(frame["treatment_start_date"], errors="coerce")
-    wd = np.busday_count(referral.values.astype("datetime64[D]"), assessed.values.astype("datetime64[D]"))
+    from contracts.workdays import working_days_array
+
+    wd = working_days_array(referral.values, assessed.values)
     released = frame["released_from_prison"] == "Y"
     substance = frame["service"] == "substance_misuse"
     within = ((treatment - referral).dt.days <= 21).fillna(False)
@@ -731,7 +766,7 @@ def world_register(world: World) -> dict:
     """The register of the demo world's office: what a real office writes, made from the world.
 
     Every contract carries its framework's KPIs at their default terms, the PbR terms for CRC contracts,
-    and the world's injected changes as dated variations (a renegotiation and a service redesign).
+    and the world's injected changes as dated variations (a renegotiation, a service redesign and a roll-out).
     """
     start = month_start(world.start)
     end = date(start.year + 5, start.month, 1)
@@ -741,6 +776,12 @@ def world_register(world: World) -> dict:
             "date": month_start(effect["intervention"]), "kind": "renegotiation", "kpi": effect["measure"],
             "description": f"Contract renegotiated from {month_label(world.start, ITS_MONTH)}: sentence-planning resources "
                            "increased and the service level restated."})
+    for effect in world.truth.get("rollout_effects", []):
+        for adopter in effect["areas"]:
+            variations.setdefault(adopter["contract_id"], []).append({
+                "date": month_start(adopter["start"]), "kind": "rollout", "kpi": effect["measure"],
+                "description": f"The employment-support service (ETE brokerage on release) started in this area from "
+                               f"{adopter['start']}, as part of its staggered roll-out across areas."})
     crc_of_area = {c.area.code: c.id for c in world.contracts if c.service_type == "crc"}
     for effect in world.truth["synth_effects"]:
         variations.setdefault(crc_of_area[effect["area_code"]], []).append({
@@ -779,7 +820,9 @@ def world_register(world: World) -> dict:
                    "areas": [area.code for area in world.areas]},
         "providers": [{"id": pid, "name": name, "kind": kind,
                        "return_mode": "aggregate" if pid in AGGREGATE_PROVIDERS else "person"}
-                      for pid, name, kind, _service, _regions in world.providers],
+                      for pid, name, kind, _service, _regions in world.providers]
+                     + [{"id": SYSTEM_PROVIDER, "name": "Local Criminal Justice Boards (system measures)",
+                         "kind": "other"}],
         "services": [],
         "contracts": contracts,
         "recipients": recipients,

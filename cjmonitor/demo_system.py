@@ -301,7 +301,7 @@ def write_system_measures(world, folder: Path) -> list[dict]:
     """Write the demo world's system measures, one return file a month, and return the injected links.
 
     Called by ``cjmonitor.demo.generate_world``; the files are ``lcjb_cjs_system_measures_<YYYY-MM>.csv``
-    in ``folder`` (``var/system/``), ready for ``cjmonitor system load``.
+    in ``folder`` (the drop folder), ingested like every other return (or stored with ``cjmonitor system load``).
     """
     panel = simulate_system(world.areas, months=world.months, start=world.start, seed=world.seed, scale=1.0)
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 Recipients and their scopes are data (tables ``recipient`` and ``recipient_scope``,
 managed with ``cjmonitor recipients``):
 
-* an **area** scope (a commissioner) receives that area's monthly report and every scorecard
+* an **area** scope (a commissioner) receives that area's monthly report, its quarterly LCJB pack (in a
+  quarter's last month) and every scorecard
   and evidence pack of contracts in the area;
 * a **contract** scope (a contract manager) receives that contract's scorecard and evidence pack;
 * a **provider** scope receives that provider's own scorecards only.
@@ -52,7 +53,7 @@ from contracts.models import (
 
 log = logging.getLogger(__name__)
 
-DOCUMENT_KINDS = ("monthly_report", "scorecard", "evidence_pack")
+DOCUMENT_KINDS = ("monthly_report", "scorecard", "evidence_pack", "lcjb_pack")  # lcjb_pack: quarter-end months
 SCOPE_KINDS = ("area", "contract", "provider")
 SMALL_COUNT = 5  # counts below this are not written in email bodies
 
@@ -297,7 +298,7 @@ def add_recipient(session: Session, email: str, name: str, scopes: list[tuple[st
 
 def demo_recipients(session: Session) -> int:
     """A realistic set for the demo world: a commissioner's office per area, a contract manager per area
-    covering its contracts, and a data contact per provider. Addresses are on example.org (reserved)."""
+    covering its contracts, and a data contact per provider holding a contract. Addresses are on example.org (reserved)."""
     count = 0
     for area in session.exec(select(Area).order_by(Area.code)).all():
         slug = area.name.lower().replace(" and ", "-").replace(" ", "-")
@@ -307,6 +308,8 @@ def demo_recipients(session: Session) -> int:
                       [("contract", c.id) for c in contracts])
         count += 2
     for provider in session.exec(select(Provider).order_by(Provider.id)).all():
+        if session.exec(select(Contract.id).where(Contract.provider_id == provider.id)).first() is None:
+            continue  # no contract, so no scorecard to send (the LCJB only sends system measures)
         add_recipient(session, f"performance@{provider.id}.example.org", f"Performance team, {provider.name}",
                       [("provider", provider.id)])
         count += 1

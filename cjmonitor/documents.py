@@ -19,7 +19,8 @@ from cjmonitor import progress
 from cjmonitor.settings import Settings
 
 log = logging.getLogger(__name__)
-KINDS = ("scorecard", "evidence_pack", "monthly_report")
+KINDS = ("scorecard", "evidence_pack", "monthly_report", "lcjb_pack")
+AREA_KINDS = ("monthly_report", "lcjb_pack")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,13 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
                                                            code_version=version,
                                                            threshold=settings.suppression_threshold,
                                                            unit_cost_gbp=settings.reoffence_unit_cost_gbp).values()]
+        elif kind == "lcjb_pack":
+            from reports.lcjb import render_lcjb_pack
+
+            paths = [str(p) for p in render_lcjb_pack(session, settings.out_dir, key, period, code_version=version,
+                                                      threshold=settings.suppression_threshold,
+                                                      cache=cache.setdefault("lcjb", {}) if cache is not None else None
+                                                      ).values()]
         else:
             raise ValueError(f"unknown document kind {kind!r}: one of {', '.join(KINDS)}")
     return kind, paths, time.perf_counter() - started, time.process_time() - cpu
@@ -117,13 +125,14 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
     period = period or state.latest_period(settings)
     contracts = contracts if contracts is not None else state.contract_ids(settings)
     areas = areas if areas is not None else state.area_codes(settings)
-    tasks = [(kind, key) for kind in kinds for key in (areas if kind == "monthly_report" else contracts)]
+    tasks = [(kind, key) for kind in kinds for key in (areas if kind in AREA_KINDS else contracts)]
     workers = max(1, workers or default_workers())
     documents: dict[str, list[str]] = {kind: [] for kind in kinds}
     seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
     started = time.perf_counter()
-    names = {"scorecard": "scorecards", "evidence_pack": "evidence packs", "monthly_report": "monthly reports"}
+    names = {"scorecard": "scorecards", "evidence_pack": "evidence packs", "monthly_report": "monthly reports",
+             "lcjb_pack": "LCJB packs"}
     label = "Rendering " + ", ".join(names.get(kind, kind) for kind in kinds)
     if workers == 1:
         cache: dict = {}

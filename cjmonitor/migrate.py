@@ -36,4 +36,5 @@ def ensure_schema(settings: Settings) -> None:
         current = MigrationContext.configure(connection).get_current_revision()
     if current != head:
         state = "has no cjmonitor schema" if current is None else f"is at revision {current}, not {head}"
-        raise ConfigError(f"the database {settings.database_url} {state}: run `cjmonitor db upgrade` first")
+        raise ConfigError(f"the database {settings.database_url} {state}: run `cjmonitor db upgrade` first "
+                          f"(`cjmonitor db upgrade --home {settings.home}` from another folder)")

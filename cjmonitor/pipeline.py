@@ -16,10 +16,11 @@ import pandas as pd
 from sqlmodel import Session, select
 
 from cjmonitor import progress
-from cjmonitor.db import session_scope
+from cjmonitor.db import in_transaction, session_scope
 from cjmonitor.errors import ConfigError, NotFoundError
 from cjmonitor.settings import Settings
 from cjmonitor.state import (  # noqa: F401  (steps and DAGs call these as pipeline.<name>)
+    REPO_ROOT,
     area_codes,
     code_version,
     contract_ids,
@@ -198,7 +199,7 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
                 f"source {source.name!r} is not configured for provider {parsed.provider_id!r}; "
                 "add the provider to the source or send through its own source")))
             continue
-        with session_scope(settings) as session:
+        def load(session, path=path, source_label=source_label):
             outcome = ingest_file(session, path, archive_dir=settings.raw_archive_dir, key=key,
                                   source=f"{source_label}:{path.name}", max_bytes=settings.max_file_bytes)
             if outcome.status == "rejected":
@@ -209,7 +210,13 @@ def ingest(settings: Settings, provider_id: str | None = None, *, source_name: s
                     return_type=outcome.return_type, period=outcome.period, submission_id=submission.id,
                     sha256=submission.sha256, received_at=submission.received_at.strftime("%Y-%m-%d %H:%M"),
                     issues=outcome.issues, proposed_mapping=outcome.proposed_mapping)
-                summary.error_reports.append(str(html))
+                outcome.error_report = str(html)
+            return outcome
+
+        # Concurrent ingests (mapped tasks, the same file dropped twice at once) may collide: retried whole.
+        outcome = in_transaction(settings, load, what=f"ingest of {path.name}")
+        if getattr(outcome, "error_report", None):
+            summary.error_reports.append(outcome.error_report)
         if outcome.status in ("unrecognised", "refused"):
             log.warning("%s not loaded: %s", outcome.file_name, outcome.message)
         summary.add(outcome)
@@ -253,20 +260,24 @@ def judge(settings: Settings) -> int:
 
 def analyse(settings: Settings) -> dict:
     """Outcome methods on stored data: comparison groups for reoffending cohorts, synthetic control for
-    service redesigns, interrupted time series for contract variations. Each result is a Finding."""
-    from contracts.analysis import cohort_findings, its_findings, synth_findings
+    service redesigns, interrupted time series for contract variations, staggered DiD for roll-outs. Each result
+    is a Finding."""
+    from contracts.analysis import cohort_findings, its_findings, rollout_findings, synth_findings
 
     ensure_schema(settings)
     with (progress.stage("Outcome methods (matching, synthetic control, ITS)") as tick,
           session_scope(settings) as session, keep_creation_times(session, Finding)):
-        tick(0, total=3)
+        tick(0, total=4)
         cohorts = cohort_findings(session, settings.alpha)
         tick()
         synths = synth_findings(session, settings.alpha)
         tick()
         its = its_findings(session, settings.alpha)
         tick()
-        return {"comparison_group": len(cohorts), "synthetic_control": len(synths), "its": len(its)}
+        rollouts = rollout_findings(session, settings.alpha)  # staggered roll-outs across areas (#17)
+        tick()
+        return {"comparison_group": len(cohorts), "synthetic_control": len(synths), "its": len(its),
+                "staggered_did": len(rollouts)}
 
 
 # ------------------------------------------------------------------ render
@@ -326,6 +337,24 @@ def monthly_report(settings: Settings, area_code: str, period: str) -> dict:
         paths = render_monthly_report(session, settings.out_dir, area_code, period, alpha=settings.alpha,
                                       code_version=code_version(), threshold=settings.suppression_threshold,
                                       unit_cost_gbp=settings.reoffence_unit_cost_gbp)
+    return {"area_code": area_code, "period": period, **{k: str(v) for k, v in paths.items()}}
+
+
+def lcjb_pack(settings: Settings, area_code: str, period: str) -> dict:
+    """Write an area's quarterly LCJB pack (HTML, PDF, XLSX) for a quarter-end month; returns the paths."""
+    from reports.lcjb import LcjbError, is_quarter_end, render_lcjb_pack
+
+    ensure_schema(settings)
+    if not is_quarter_end(period):
+        raise ConfigError(f"the LCJB pack is quarterly: {period} is not a quarter's last month (03, 06, 09 or 12)")
+    with session_scope(settings) as session, keep_creation_times(session, Artifact):
+        if session.get(Area, area_code) is None:
+            raise NotFoundError(f"no area '{area_code}': use an ONS code such as E23000005")
+        try:
+            paths = render_lcjb_pack(session, settings.out_dir, area_code, period, code_version=code_version(),
+                                     threshold=settings.suppression_threshold)
+        except LcjbError as exc:
+            raise NotFoundError(str(exc)) from None
     return {"area_code": area_code, "period": period, **{k: str(v) for k, v in paths.items()}}
 
 

@@ -12,6 +12,15 @@ acted on; a Red month not yet proven is watched.
 from __future__ import annotations
 
 
+def format_value(value: float | None, unit: str | None = None, digits: int = 1) -> str:
+    """A KPI value in its unit: a proportion as '72.3%', a median as '7.0 days', a volume as '118'."""
+    if value is None or value != value:
+        return "no data"
+    if unit and not str(unit).startswith("percent"):
+        return f"{value:,.{digits}f} days" if unit == "days" else f"{value:,.{digits if value % 1 else 0}f}"
+    return f"{100 * value:.{digits}f}%"
+
+
 def recommended_actions(measures: list[dict], credits_due: float, pbr_payable: float,
                         evidence: list[dict] | None = None) -> list[str]:
     """Actions for one contract and month.
@@ -36,13 +45,14 @@ def recommended_actions(measures: list[dict], credits_due: float, pbr_payable: f
             pass  # the notice (or the plan it asked for) covers this month's and the year's figures
         elif year.get("verdict") == "not met":
             actions.append(
-                f"{m['name']}: {100 * year['value']:.1f}% over the 12 months to {year['to']} against a target of "
-                f"{100 * year['target']:.0f}% (a descriptive figure: the rolling year is looked at every month, so it "
-                "is not grounds for a notice on its own); raise it at the next contract meeting.")
+                f"{m['name']}: {format_value(year['value'], m.get('unit'))} over the 12 months to {year['to']} against a "
+                f"target of {format_value(year['target'], m.get('unit'), 0)} (a descriptive figure: the rolling year is "
+                "looked at every month, so it is not grounds for a notice on its own); raise it at the next contract meeting.")
         elif m.get("verdict") == "not met":
             actions.append(
-                f"{m['name']}: this month is below target beyond its own sampling noise ({100 * m['value']:.1f}% against "
-                f"{100 * m['target']:.0f}%, a descriptive monthly figure) but the rolling year is not; raise it at the "
+                f"{m['name']}: this month is below target beyond its own sampling noise "
+                f"({format_value(m['value'], m.get('unit'))} against {format_value(m['target'], m.get('unit'), 0)}, a "
+                "descriptive monthly figure) but the rolling year is not; raise it at the "
                 "next contract meeting.")
         elif m.get("rag") == "Red":
             actions.append(f"{m['name']}: Red this month but not proven beyond noise ({m['verdict']}); watch next month.")

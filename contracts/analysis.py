@@ -7,6 +7,10 @@
 * Synthetic control: for each contract variation of kind ``service_redesign`` that names a
   measure, the area's monthly KPI is compared with a weighted mix of the same KPI in the
   other areas, with placebo-in-space inference.
+* Staggered roll-out: the ``rollout`` variations aimed at one KPI on contracts of one service, each area at its
+  own date, get Callaway & Sant'Anna's staggered difference-in-differences across all areas of the service
+  (against areas not yet treated), with the Goodman-Bacon decomposition of the TWFE estimate: one finding per
+  roll-out (:func:`rollout_findings`).
 
 Findings are replaced, not duplicated, when the same analysis runs again; the
 ``input_hash`` records exactly which submissions (by sha256) went in.
@@ -298,7 +302,7 @@ ITS_METHOD = "its_binomial_segmented"
 
 
 def its_findings(session: Session, alpha: float) -> list[Finding]:
-    """Interrupted time series for each contract variation that names a measure: did the KPI move?
+    """Interrupted time series for each contract variation that names a measure (but a roll-out): did the KPI move?
 
     A binomial segmented regression (quasi-binomial errors, annual Fourier seasonality) of the monthly
     KPI; the finding is the mean change over the post-variation months against the counterfactual,
@@ -307,7 +311,10 @@ def its_findings(session: Session, alpha: float) -> list[Finding]:
     from outcomes.its import fit_its
 
     findings = []
-    variations = session.exec(select(ContractVariation).where(ContractVariation.measure_code.is_not(None))).all()
+    # A roll-out's variations are analysed across areas (rollout_findings), against the areas not yet treated,
+    # rather than against one area's own earlier trend.
+    variations = session.exec(select(ContractVariation).where(ContractVariation.measure_code.is_not(None),
+                                                              ContractVariation.kind != "rollout")).all()
     for variation in variations:
         values = session.exec(select(KpiValue).where(KpiValue.contract_id == variation.contract_id,
                                                      KpiValue.measure_code == variation.measure_code,
@@ -380,3 +387,121 @@ def _its_checks(series: pd.DataFrame, at: str, alpha: float) -> list[dict]:
     check = _run_check(its_placebo_in_time, series, "period", "numerator", at, family="binomial",
                        denominator="denominator", seasonality="fourier:1", scale="pearson", alpha=alpha)
     return [check] if check is not None else []
+
+
+ROLLOUT_METHOD = "staggered_did"
+ROLLOUT_CONTROL = "notyet"  # areas not yet treated (the never-treated among them): more comparisons than "never"
+
+
+def rollout_findings(session: Session, alpha: float) -> list[Finding]:
+    """Staggered difference-in-differences for each roll-out: one Finding per (service, KPI).
+
+    A roll-out is the ``rollout`` variations aimed at the same KPI on contracts of one service (one per area, each
+    with its own date; ``contracts.register``). The monthly KPI of every area with a contract of that service forms a
+    balanced panel; Callaway & Sant'Anna's ATT(g, t) compares each area that adopted in month g with the areas not
+    yet treated by then (the never-treated among them), aggregated over cohorts and by months since adoption. The
+    Goodman-Bacon decomposition of the two-way fixed-effects estimate on the same panel is kept in the parameters,
+    so the reader sees why a TWFE regression would say something else. The finding belongs to no one contract
+    (``contract_id`` is empty); its ``cohort`` is the service and ``parameters["areas"]`` lists the adopters.
+    """
+    variations = session.exec(select(ContractVariation).where(ContractVariation.kind == "rollout",
+                                                              ContractVariation.measure_code.is_not(None))
+                              .order_by(ContractVariation.contract_id)).all()
+    contracts = {c.id: c for c in session.exec(select(Contract)).all()}
+    rollouts: dict[tuple[str, str], list[ContractVariation]] = {}
+    for variation in variations:
+        contract = contracts[variation.contract_id]
+        rollouts.setdefault((contract.service_type, variation.measure_code), []).append(variation)
+    findings = []
+    for (service, measure), members in sorted(rollouts.items()):
+        if len(members) < 2:
+            log.info("%s %s: a roll-out to one contract only (%s): no staggered analysis (ITS covers it)",
+                     service, measure, members[0].contract_id)
+            continue
+        finding = _rollout_finding(session, service, measure, members, contracts, alpha)
+        if finding is None:
+            continue
+        session.execute(delete(Finding).where(Finding.contract_id.is_(None), Finding.method == ROLLOUT_METHOD,
+                                              Finding.measure_code == measure, Finding.cohort == service))
+        session.add(finding)
+        findings.append(finding)
+    return findings
+
+
+def _rollout_finding(session: Session, service: str, measure: str, members: list[ContractVariation],
+                     contracts: dict[str, Contract], alpha: float) -> Finding | None:
+    from outcomes.staggered import bacon_decomposition, staggered_did
+
+    peers = {cid: c for cid, c in contracts.items() if c.service_type == service}
+    values = session.exec(select(KpiValue).where(KpiValue.measure_code == measure, KpiValue.source == "derived",
+                                                 KpiValue.contract_id.in_(list(peers)))).all()
+    rows = pd.DataFrame([{"area": peers[v.contract_id].area_code, "period": v.period, "numerator": v.numerator,
+                          "denominator": v.denominator, "ids": v.submission_ids} for v in values])
+    caveats: list[str] = []
+    if rows.empty:
+        log.warning("%s %s roll-out: no derived KPI values", service, measure)
+        return None
+    # One unit per area: an area with two contracts of the service (a re-let) pools them month by month.
+    pooled = rows.groupby(["area", "period"], as_index=False).agg(numerator=("numerator", "sum"),
+                                                                  denominator=("denominator", "sum"))
+    pooled = pooled[pooled["denominator"] > 0].assign(value=lambda f: f["numerator"] / f["denominator"])
+    periods = sorted(pooled["period"].unique())
+    counts = pooled.groupby("area")["period"].nunique()
+    incomplete = sorted(counts[counts < len(periods)].index)
+    if incomplete:
+        caveats.append(f"{len(incomplete)} area(s) lack some months of {measure} and are left out: "
+                       f"{', '.join(incomplete)}")
+        pooled = pooled[~pooled["area"].isin(incomplete)]
+    starts: dict[str, str] = {}
+    adopters = []
+    for variation in sorted(members, key=lambda v: (v.effective_date, v.contract_id)):
+        area = contracts[variation.contract_id].area_code
+        start = variation.effective_date.strftime("%Y-%m")
+        if area in starts:
+            caveats.append(f"{area} has two contracts in the roll-out; its first date ({starts[area]}) is used")
+            continue
+        starts[area] = start
+        adopters.append({"area_code": area, "contract_id": variation.contract_id, "start": start,
+                         "description": variation.description})
+    if len({a["start"] for a in adopters}) == 1:
+        caveats.append("every area started on the same date: this is a single difference-in-differences, not a "
+                       "staggered roll-out")
+    panel = pooled.assign(first=pooled["area"].map(starts).fillna("0"))
+    never = sorted(set(panel["area"]) - set(starts))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = staggered_did(panel, "area", "period", "value", "first", control=ROLLOUT_CONTROL, alpha=alpha)
+            bacon = bacon_decomposition(panel, "area", "period", "value", "first")
+            against_never = (staggered_did(panel, "area", "period", "value", "first", control="never", alpha=alpha)
+                             if never else None)
+    except OutcomesError as exc:
+        log.warning("%s %s roll-out: staggered DiD not possible: %s", service, measure, exc)
+        return None
+    att = result.att
+    judged = "increase" if att.ci_low > 0 else "decrease" if att.ci_high < 0 else "inconclusive"
+    by_kind = (bacon.table.groupby("kind")
+               .apply(lambda f: {"weight": float(f["weight"].sum()),
+                                 "average": float((f["weight"] * f["estimate"]).sum() / f["weight"].sum())},
+                      include_groups=False).to_dict())
+    parameters = {
+        "service": service, "measure": measure, "control": ROLLOUT_CONTROL,
+        "control_sentence": "areas not yet treated at each month (including the never-treated areas)",
+        "areas": adopters, "never_treated": never, "n_areas": result.n_units, "periods": [periods[0], periods[-1]],
+        "outcome": f"monthly {measure} rate per area (numerator / denominator, pooled over the area's contracts)",
+        "inference": result.inference, "headline": result.headline, "twfe": result.twfe,
+        "att_never_treated": against_never.att.to_dict() if against_never is not None else None,
+        "event_time": [{k: r[k] for k in ("e", "estimate", "ci_low", "ci_high")}
+                       for r in result.to_dict()["event_time"]],
+        "by_group": [{k: r[k] for k in ("group", "estimate", "ci_low", "ci_high")} for r in result.to_dict()["by_group"]],
+        "bacon": {"twfe": bacon.twfe, "forbidden_weight": bacon.forbidden_weight, "headline": bacon.headline,
+                  "by_kind": by_kind, "comparisons": len(bacon.table)},
+        "caveats": _caveats(caveats, caught, result.warnings, bacon.warnings),
+        "result": result.to_dict(),
+    }
+    return Finding(
+        contract_id=None, area_code=None, measure_code=measure, cohort=service, method=ROLLOUT_METHOD,
+        estimate=att.estimate, ci_low=att.ci_low, ci_high=att.ci_high, p_value=att.p_value, alpha=alpha,
+        verdict=judged, parameters=json.dumps(parameters, default=float),
+        input_hash=_input_hash(sorted(set(rows["ids"].astype(str)))), created_at=datetime.now(UTC),
+    )

@@ -72,7 +72,7 @@ from sqlmodel import Session, select
 
 from contracts.errors import ContractsError
 from contracts.models import DeclaredService
-from contracts.returns import RETURN_TYPES, ColumnSpec, ReturnSpec
+from contracts.returns import RETURN_TYPES, SYSTEM_RETURN_TYPE, ColumnSpec, ReturnSpec
 
 COLUMN_TYPES = {"text": "str", "person_key": "str", "date": "date", "datetime": "datetime", "int": "int",
                 "float": "float", "yn": "yn"}
@@ -629,7 +629,7 @@ def parse_service(d: dict, key: str = "services[0]") -> ServiceSpec:
         _unknown_keys(ret, RETURN_KEYS, rkey, problems)
         return_type = _text(ret, "type", rkey, problems)
         if return_type is not None:
-            if return_type in RETURN_TYPES:
+            if return_type in (*RETURN_TYPES, SYSTEM_RETURN_TYPE):
                 problems.add(f"{rkey}.type", f"{return_type!r} is a built-in return type: choose another name")
             elif not _RETURN_TYPE.match(return_type):
                 problems.add(f"{rkey}.type", f"return type {return_type!r} must be 2-30 characters, a-z, 0-9 and _, "
@@ -809,4 +809,4 @@ def services_by_return_type(session: Session) -> dict[str, ServiceSpec]:
 
 def return_types(session: Session) -> tuple[str, ...]:
     """Every return type a file may name: the built-in ones and those of declared services."""
-    return (*RETURN_TYPES, *(spec.return_type for spec in load_services(session).values()))
+    return (*RETURN_TYPES, SYSTEM_RETURN_TYPE, *(spec.return_type for spec in load_services(session).values()))

@@ -31,7 +31,14 @@ from sqlmodel import Session, select
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.mapping import MappingReadError, ReturnMapping, apply_mapping, load_mappings, propose_mapping
 from contracts.models import RECORD_TABLES, Contract, Provider, Submission, ValidationIssue
-from contracts.returns import FILE_NAME_RE, RETURN_TYPES, SPECS, ReturnSpec, parse_file_name
+from contracts.returns import (
+    FILE_NAME_RE,
+    RETURN_TYPES,
+    SPECS,
+    SYSTEM_RETURN_TYPE,
+    ReturnSpec,
+    parse_file_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -401,11 +408,10 @@ def _period_of(values: pd.Series) -> pd.Series:
 
 
 def _working_days(start: pd.Series, end: pd.Series) -> pd.Series:
-    both = start.notna() & end.notna()
-    result = pd.Series(pd.NA, index=start.index, dtype="Int64")
-    if both.any():
-        result[both] = np.busday_count(start[both].values.astype("datetime64[D]"), end[both].values.astype("datetime64[D]"))
-    return result
+    """Working days in England and Wales (not weekends, not bank holidays), as for declared services."""
+    from contracts.workdays import working_days
+
+    return working_days(start, end)
 
 
 def build_records(parsed: dict[str, pd.Series], return_type: str, period: str, key: bytes) -> pd.DataFrame:
@@ -513,8 +519,63 @@ def _mapping_advice(path: Path, spec: ReturnSpec, provider_id: str, max_unpacked
     return issues
 
 
+# ------------------------------------------------------------------ cjs_system_measures (contracts.system)
+
+
+def _quarter_of(period: str) -> str:
+    year, month = period.split("-")
+    return f"{year}-Q{(int(month) - 1) // 3 + 1}"
+
+
+def validate_system_return(session: Session, frame: pd.DataFrame,
+                           period: str) -> tuple[list[Issue], pd.DataFrame | None]:
+    """A cjs_system_measures file checked against the catalogue, the office's areas and its file name's month:
+    each row's period must be that month, or the calendar quarter it falls in (a quarterly figure sent with the
+    quarter's last return)."""
+    from contracts.models import Area
+    from contracts.system import validate_system_frame
+
+    areas = set(session.exec(select(Area.code)).all())
+    issues, typed = validate_system_frame(frame, area_codes=areas)
+    if typed is None:
+        return issues, None
+    allowed = {period, _quarter_of(period)}
+    wrong = ~typed["period"].isin(sorted(allowed))
+    _add(issues, "error", _rows(wrong.to_numpy()), "period", "wrong_period",
+         lambda r: f"period '{typed['period'].iloc[r - 2]}' is not the month the file name declares ({period}) or its "
+                   f"quarter ({_quarter_of(period)}): move the row to the return for its own period")
+    if wrong.any():
+        return issues, None
+    return issues, typed
+
+
+SYSTEM_SOURCE_PREFIX = "submission:"
+
+
+def _store_system(session: Session, typed: pd.DataFrame, provider_id: str, period: str, submission_id: int,
+                  file_name: str) -> pd.DataFrame:
+    """A new version of a provider's system return replaces the figures of its earlier versions for the period
+    (rows it no longer carries go too), then stores its own: one transaction with the submission."""
+    from sqlalchemy import delete, or_
+
+    from contracts.models import SystemMeasureValue
+    from contracts.system import store_typed
+
+    earlier = session.exec(select(Submission.id).where(
+        Submission.provider_id == provider_id, Submission.return_type == SYSTEM_RETURN_TYPE,
+        Submission.period == period, Submission.status == "accepted", Submission.id != submission_id)).all()
+    if earlier:
+        column = SystemMeasureValue.__table__.c.source
+        session.execute(delete(SystemMeasureValue).where(or_(*(column.like(f"{SYSTEM_SOURCE_PREFIX}{i}:%")
+                                                               for i in earlier))))
+    store_typed(session, typed, source=f"{SYSTEM_SOURCE_PREFIX}{submission_id}:{file_name}")
+    return typed
+
+
 def deadline_for(period: str, return_type: str, due_day: int = 15, spec: ReturnSpec | None = None) -> datetime | None:
     """End of the due day in the month after the period; quarterly cohorts have no monthly deadline."""
+    if spec is None and return_type == SYSTEM_RETURN_TYPE:
+        return None  # a partner's return with no contract, so no contractual due day
     if (spec or SPECS[return_type]).frequency != "monthly":
         return None
     first = pd.Timestamp(f"{period}-01") + pd.DateOffset(months=1)
@@ -530,7 +591,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
 
     name = path.name
     declared = services_by_return_type(session)
-    parsed_name = parse_file_name(name, (*RETURN_TYPES, *declared))
+    parsed_name = parse_file_name(name, (*RETURN_TYPES, SYSTEM_RETURN_TYPE, *declared))
     if parsed_name is None:
         match = FILE_NAME_RE.match(name)
         if match:
@@ -541,7 +602,13 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         return IngestOutcome(name, "unrecognised", message=(
             "file name does not follow <provider>_<return type>_<YYYY-MM>[_v<n>].csv|xlsx; rename it and resend"))
     service = declared.get(parsed_name.return_type)
-    spec = service.return_spec if service else SPECS[parsed_name.return_type]
+    system = parsed_name.return_type == SYSTEM_RETURN_TYPE
+    if system:
+        from contracts.system import SPEC as SYSTEM_SPEC
+
+        spec = SYSTEM_SPEC
+    else:
+        spec = service.return_spec if service else SPECS[parsed_name.return_type]
     outcome = IngestOutcome(name, "rejected", provider_id=parsed_name.provider_id,
                             return_type=parsed_name.return_type, period=parsed_name.period)
     size = path.stat().st_size
@@ -586,7 +653,10 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         if mapping is None and problem.code in ADVISED_READ_PROBLEMS:
             issues += _mapping_advice(path, spec, provider.id, unpacked_limit, outcome)
     else:
-        issues, parsed = validate(frame, parsed_name.return_type, parsed_name.period, contracts, provider.id, spec)
+        if system:
+            issues, parsed = validate_system_return(session, frame, parsed_name.period)
+        else:
+            issues, parsed = validate(frame, parsed_name.return_type, parsed_name.period, contracts, provider.id, spec)
         if source_rows is not None:
             issues = [_at_source_row(issue, source_rows, header_row) for issue in issues]
         elif any(issue.code == "missing_column" for issue in issues):
@@ -626,7 +696,9 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         outcome.message = f"rejected: {errors} error{'' if errors == 1 else 's'}; nothing loaded"
         log.warning("%s rejected with %d error%s", name, errors, "" if errors == 1 else "s")
         return outcome
-    if service is not None:
+    if system:
+        records = _store_system(session, parsed, provider.id, parsed_name.period, submission.id, name)
+    elif service is not None:
         from contracts.records import build_declared_records, ensure_table, record_dicts
 
         table = ensure_table(session, service)
@@ -636,7 +708,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         table = RECORD_TABLES[parsed_name.return_type]
         records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
         to_dicts = _to_dicts
-    for start in range(0, len(records), INSERT_CHUNK):
+    for start in range(0, 0 if system else len(records), INSERT_CHUNK):
         session.execute(insert(table), to_dicts(records.iloc[start:start + INSERT_CHUNK], table, submission.id))
     session.execute(
         update(Submission)

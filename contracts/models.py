@@ -50,6 +50,8 @@ class Office(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     name: str = Field(max_length=160)
+    # office.lcjb_commentary of the register as JSON: [{area, period, partner, text}] (the LCJB pack's commentary page)
+    lcjb_commentary: str | None = Field(default=None, sa_type=Text)
 
 
 class RegisterApply(SQLModel, table=True):

@@ -12,6 +12,8 @@ applies it like any office.
   the diff (added, changed, closed). It never rewrites history: a changed target or payment term becomes
   a dated variation from the ``effective`` month, closing the old terms; a contract removed from the
   register is closed, its data stay.
+* A staggered roll-out is declared as a variation of ``kind: rollout`` with its ``kpi`` on each area's contract
+  of the same service, each at its own date (one roll-out per service and KPI; an area joins it once).
 * :func:`export_register` writes the database back as a register; export then apply changes nothing.
 
 Keys are documented in ``REGISTER_KEYS`` (also ``cjmonitor register schema``, a JSON Schema generated
@@ -71,11 +73,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CommentaryIn(_Strict):
+    """One partner's words for an area's LCJB pack (shown as written, HTML-escaped)."""
+
+    area: str = Field(description="ONS code of the area; one of office.areas.")
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="The pack's month, YYYY-MM (a quarter's last month).")
+    partner: str = Field(min_length=1, max_length=120, description="Who wrote it, e.g. 'CPS Wessex' or 'HMCTS'.")
+    text: str = Field(min_length=1, max_length=4000, description="The commentary, as written.")
+
+
 class OfficeIn(_Strict):
     """The commissioning office: its name and the areas (ONS police force area codes) it covers."""
 
     name: str = Field(min_length=1, max_length=160, description="The office's name, as on its documents.")
     areas: list[str] = Field(min_length=1, description="ONS codes of the areas it covers, from the built-in 42 (e.g. E23000039).")
+    lcjb_commentary: list[CommentaryIn] = Field(default_factory=list, description=(
+        "Partners' commentary for the LCJB pack: one entry per area, quarter-end month and partner, shown as written."))
 
 
 class ProviderIn(_Strict):
@@ -126,7 +139,10 @@ _Date = date  # the field below is called "date"
 
 class VariationIn(_Strict):
     date: _Date = Field(description="First day of the first month under the new terms (YYYY-MM-01).")
-    kind: str = Field(default="renegotiation", description="renegotiation, new_provider, service_redesign or other.")
+    kind: str = Field(default="renegotiation", description=(
+        "renegotiation, new_provider, service_redesign, rollout or other. rollout: the service starts here on `date`, "
+        "aimed at `kpi` (required); the same kind and kpi on contracts of the same service in other areas, at their own "
+        "dates, is one staggered roll-out (analysed with staggered difference-in-differences)."))
     description: str = Field(min_length=1, description="What changed, in plain words (shown in the evidence pack).")
     kpi: str | None = Field(default=None, description="The KPI the change is aimed at (a break for ITS and SPC); none = all.")
     kpis: list[VariationKpiIn] = Field(default_factory=list, description="KPI terms restated from the date (only the keys given change).")
@@ -466,7 +482,11 @@ def _check_terms(loc: Locator, path: tuple, terms: KpiTermsIn, problems: list[Pr
         hint = (f"write {terms.target / 100:g} for {terms.target:g}%" if 1 < terms.target <= 100
                 else "it must lie between 0 and 1")
         problems.append(loc.problem((*path, "target"), f"a target is a proportion between 0 and 1; got {terms.target:g}: {hint}"))
-    if terms.tolerance is not None and not 0 <= terms.tolerance < 1:
+    if terms.tolerance is not None and not proportion:
+        # A days or count KPI's tolerance is in its own unit (1 day, 5 referrals), like its target.
+        if terms.tolerance < 0:
+            problems.append(loc.problem((*path, "tolerance"), f"a tolerance cannot be negative; got {terms.tolerance:g}"))
+    elif terms.tolerance is not None and not 0 <= terms.tolerance < 1:
         hint = f"write {terms.tolerance / 100:g} for {terms.tolerance:g} points" if 1 <= terms.tolerance <= 100 else "use 0 to 0.5"
         problems.append(loc.problem((*path, "tolerance"), f"a tolerance is a proportion; got {terms.tolerance:g}: {hint}"))
     if terms.min_volume is not None and terms.min_volume < 0:
@@ -514,6 +534,10 @@ def validate(loaded: LoadedRegister) -> Checked:
         elif code in office_areas:
             problems.append(loc.problem(("office", "areas", index), f"area {code} is listed twice; keep one"))
         office_areas.add(code)
+    for index, note in enumerate(register.office.lcjb_commentary):
+        if note.area not in office_areas:
+            problems.append(loc.problem(("office", "lcjb_commentary", index, "area"),
+                                        f"area {note.area!r} is not one of office.areas: add it there or correct the code"))
 
     # providers
     dupes(register.providers, "id", "providers")
@@ -614,6 +638,7 @@ def validate(loaded: LoadedRegister) -> Checked:
         if contract.kpis is None:
             codes = list(allowed)
         seen_variations: set[tuple] = set()
+        seen_rollouts: set[str] = set()
         last_date = None
         for v_index, variation in enumerate(contract.variations):
             path = (*base, "variations", v_index)
@@ -634,6 +659,14 @@ def validate(loaded: LoadedRegister) -> Checked:
                 problems.append(loc.problem((*path, "kind"), f"two {variation.kind} variations on {variation.date}: merge them "
                                             "into one (it may restate several KPIs)"))
             seen_variations.add((variation.date, variation.kind))
+            if variation.kind == "rollout" and variation.kpi is None:
+                problems.append(loc.problem((*path, "kpi"), "a rollout variation names the KPI it aims at (kpi: CODE): "
+                                            "the staggered roll-out analysis compares that KPI across areas"))
+            if variation.kind == "rollout" and variation.kpi is not None:
+                if variation.kpi in seen_rollouts:
+                    problems.append(loc.problem((*path, "kpi"), f"a second rollout aimed at {variation.kpi} on this "
+                                                f"contract: an area joins a roll-out once; keep the first date"))
+                seen_rollouts.add(variation.kpi)
             if variation.kpi is not None and variation.kpi not in allowed:
                 problems.append(loc.problem((*path, "kpi"), f"no KPI {variation.kpi!r}{_close(variation.kpi, allowed)} on this contract"))
             for k_index, terms in enumerate(variation.kpis):
@@ -850,11 +883,17 @@ class _Applier:
     def office(self, office: OfficeIn) -> None:
         row = self.session.get(Office, 1)
         if row is None:
-            self.session.add(Office(id=1, name=office.name))
+            row = Office(id=1, name=office.name)
+            self.session.add(row)
             self.change("added", "office", office.name)
         elif row.name != office.name:
             self.change("changed", "office", office.name, f"name {row.name!r} -> {office.name!r}")
             row.name = office.name
+        commentary = (json.dumps([note.model_dump() for note in office.lcjb_commentary], sort_keys=True)
+                      if office.lcjb_commentary else None)
+        if row.lcjb_commentary != commentary:
+            self.change("changed", "office", office.name, f"LCJB commentary: {len(office.lcjb_commentary)} entries")
+            row.lcjb_commentary = commentary
         existing = {a.code for a in self.session.exec(select(Area)).all()}
         for code in office.areas:
             if code not in existing:
@@ -1300,6 +1339,8 @@ def export_register(session: Session) -> dict:
     office = session.get(Office, 1)
     areas = [a.code for a in session.exec(select(Area).order_by(Area.code)).all()]
     data: dict = {"office": {"name": office.name if office else "(unnamed office)", "areas": areas}}
+    if office is not None and office.lcjb_commentary:
+        data["office"]["lcjb_commentary"] = json.loads(office.lcjb_commentary)
     data["providers"] = []
     declared = _declared()
     services = declared.load_services(session) if declared is not None else {}

@@ -11,6 +11,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+# The criminal-justice system measures return (contracts.system): an area-level return from a partner such as the
+# Local Criminal Justice Board, ingested like the others but stored in system_measure_value.
+SYSTEM_RETURN_TYPE = "cjs_system_measures"
+
 RETURN_TYPES = (
     "crc_caseload",
     "ttg_resettlement",

@@ -85,6 +85,8 @@ def load_sources(path: Path | None, home: Path, default_drop: Path) -> list[Sour
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if not data:  # only comments (the file `cjmonitor init` writes): no sources configured yet
+        return [Source(name="drop", kind="drop_folder", path=default_drop)]
     entries = data.get("source")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: no [[source]] tables; add at least one drop_folder or sftp source")

@@ -348,6 +348,11 @@ def store_system_measures(session: Session, frame: pd.DataFrame, *, source: str,
         errors = sum(1 for i in issues if i.severity == "error")
         raise SystemReturnError(f"{source}: {errors} errors in the {RETURN_TYPE} return; nothing stored:\n"
                                 f"{_describe(issues)}", issues)
+    return store_typed(session, typed, source=source, warnings=tuple(i for i in issues if i.severity == "warning"))
+
+
+def store_typed(session: Session, typed: pd.DataFrame, *, source: str, warnings: tuple[Issue, ...] = ()) -> StoreOutcome:
+    """Store a frame ``validate_system_frame`` returned (typed, no errors), replacing the same keys, all or nothing."""
     now = datetime.now(UTC)
     records = typed.assign(source=source[:200], loaded_at=now)
     records = records.astype(object).where(records.notna(), None).to_dict("records")
@@ -366,8 +371,7 @@ def store_system_measures(session: Session, frame: pd.DataFrame, *, source: str,
             replaced += result.rowcount or 0
         for start in range(0, len(records), 20_000):
             session.execute(insert(SystemMeasureValue), records[start:start + 20_000])
-    return StoreOutcome(rows=len(records), replaced=replaced,
-                        warnings=tuple(i for i in issues if i.severity == "warning"))
+    return StoreOutcome(rows=len(records), replaced=replaced, warnings=warnings)
 
 
 def read_system_measures(session: Session, *, area_code: str | None = None, breakdowns: bool = False) -> pd.DataFrame:

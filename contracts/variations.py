@@ -15,9 +15,11 @@ from sqlmodel import Session, select
 
 from contracts.catalogue import FRAMEWORK_MEASURES, measures_for
 from contracts.errors import ContractsError
-from contracts.models import Contract, ContractVariation, Target
+from contracts.models import Contract, ContractVariation, Measure, Target
 
-VARIATION_KINDS = ("renegotiation", "new_provider", "service_redesign", "other")
+VARIATION_KINDS = ("renegotiation", "new_provider", "service_redesign", "rollout", "other")
+# ``rollout``: the service (or a change to it) starts in this area on this date, aimed at ``kpi``; the same
+# roll-out in other areas of the same service, at their own dates, makes a staggered roll-out (contracts.analysis).
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,16 @@ def _check(session: Session, contract: Contract, effective: date, kind: str, mea
                                  f"its KPIs are: {', '.join(sorted(allowed))}")
     if terms.any() and measure_code is None:
         raise ContractsError("new terms (target, tolerance, minimum volume, credit) need --measure: which KPI they are for")
-    if terms.target is not None and not 0 <= terms.target <= 1:
+    measure_row = session.get(Measure, measure_code) if measure_code is not None else None
+    unit = measure_row.unit if measure_row is not None else "percent"
+    if not str(unit).startswith("percent"):
+        # a declared KPI in days (median_days) or a count (volume): target and tolerance in its own unit
+        for name, value in (("target", terms.target), ("tolerance", terms.tolerance)):
+            if value is not None and value < 0:
+                raise ContractsError(f"the {name} of {measure_code} is in {unit} and cannot be negative; got {value}")
+    elif terms.target is not None and not 0 <= terms.target <= 1:
         raise ContractsError(f"the target is a proportion between 0 and 1 (0.85 for 85%); got {terms.target}")
-    if terms.tolerance is not None and not 0 <= terms.tolerance < 1:
+    if str(unit).startswith("percent") and terms.tolerance is not None and not 0 <= terms.tolerance < 1:
         raise ContractsError(f"the tolerance is a proportion (0.05 for 5 points); got {terms.tolerance}")
     if terms.min_volume is not None and terms.min_volume < 0:
         raise ContractsError(f"the minimum volume cannot be negative; got {terms.min_volume}")

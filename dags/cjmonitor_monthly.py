@@ -1,5 +1,7 @@
 """cjmonitor_monthly: ingest -> derive -> judge -> analyse -> scorecards and area reports -> distribute, once a month after the returns deadline.
 
+In a quarter's last month each area's LCJB pack (the whole-system view) is rendered too, one mapped task per area.
+
 Thin by design: each task calls one ``cjmonitor.pipeline`` step and passes IDs
 (provider, contract, period), never data. Ingest is mapped per provider and
 rendering per contract, so operators see each one in the grid. Every step is
@@ -9,6 +11,7 @@ environment (``CJMONITOR_HOME``, ``CJMONITOR_DATABASE_URL``).
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
@@ -16,9 +19,34 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-# Tasks that write to the application database share this Airflow pool (created by scripts/airflow-local.sh,
-# slots in config/airflow-local.env), so that mapped ingests and reruns never swamp the database.
-DB_POOL = "cjmonitor_db"
+# Tasks that write to the application database share one Airflow pool, named by CJMONITOR_DB_POOL.
+# scripts/airflow-local.sh creates `cjmonitor_db` (slots in config/airflow-local.env) and sets the variable, so
+# that mapped ingests and reruns never swamp the database. Unset, the pool is `default_pool`, which always exists
+# and cannot be deleted: a task in a pool that does not exist is never scheduled (`airflow dags test` prints "No
+# tasks to run" for ever), and a task cannot check for the pool itself, because Airflow 3's task SDK gives task
+# code no access to pools (no metadata database, no pool call in the execution API).
+DB_POOL = os.environ.get("CJMONITOR_DB_POOL") or "default_pool"
+
+
+EXECUTOR_CONFIG_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "k8s",
+                                    "executor_config.yaml")
+
+
+def render_executor_config() -> dict:
+    """The rendering tasks' ``executor_config``: config/k8s/executor_config.yaml's ``pod_override`` as a V1Pod under
+    the KubernetesExecutor (which needs the cncf.kubernetes provider and its client), nothing under any other."""
+    if "kubernetes" not in os.environ.get("AIRFLOW__CORE__EXECUTOR", "").lower():
+        return {}
+    import yaml
+    from kubernetes.client import ApiClient, V1Pod
+
+    with open(EXECUTOR_CONFIG_FILE) as f:
+        override = yaml.safe_load(f)["pod_override"]
+
+    class _Response:  # ApiClient.deserialize reads a response's .data
+        data = __import__("json").dumps(override)
+
+    return {"pod_override": ApiClient().deserialize(_Response(), V1Pod)}
 
 
 def _settings():
@@ -43,8 +71,24 @@ def _settings():
     doc_md=__doc__,
 )
 def cjmonitor_monthly():
+    @task(retries=0)
+    def check_database() -> str:
+        """Fail at once, without retries, when the application database is missing or not upgraded."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from cjmonitor.errors import ConfigError
+        from cjmonitor.migrate import ensure_schema
+
+        settings = _settings()
+        try:
+            ensure_schema(settings)
+        except ConfigError as exc:
+            raise AirflowFailException(f"{exc} (CJMONITOR_HOME={settings.home}); then clear this run") from None
+        print(f"database {settings.database_url}: schema at the latest migration; DB tasks run in pool {DB_POOL}")
+        return DB_POOL
+
     @task
-    def list_providers() -> list[str]:
+    def list_providers(_checked: str) -> list[str]:
         from cjmonitor import pipeline
 
         return pipeline.provider_ids(_settings())
@@ -93,7 +137,8 @@ def cjmonitor_monthly():
 
         return pipeline.render_contract(_settings(), contract_id, period)
 
-    @task
+    # none_failed: in a month that ends no quarter the LCJB packs map over no area and are skipped.
+    @task(trigger_rule="none_failed")
     def render_index(_scorecards: list[str], period: str) -> str:
         from cjmonitor import pipeline
 
@@ -105,11 +150,25 @@ def cjmonitor_monthly():
 
         return pipeline.area_codes(_settings())
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, executor_config=render_executor_config())
     def render_area_report(area_code: str, period: str) -> str:
         from cjmonitor import pipeline
 
         return pipeline.monthly_report(_settings(), area_code, period)["pdf"]
+
+    @task
+    def list_lcjb_areas(period: str) -> list[str]:
+        """Every area in a quarter's last month (the LCJB pack is quarterly); none in other months."""
+        from cjmonitor import pipeline
+        from reports.lcjb import is_quarter_end
+
+        return pipeline.area_codes(_settings()) if is_quarter_end(period) else []
+
+    @task(max_active_tis_per_dagrun=2)
+    def render_lcjb_pack(area_code: str, period: str) -> str:
+        from cjmonitor import pipeline
+
+        return pipeline.lcjb_pack(_settings(), area_code, period)["pdf"]
 
     @task
     def list_recipients(_index: str, _reports: list[str]) -> list[int]:
@@ -132,12 +191,14 @@ def cjmonitor_monthly():
             raise RuntimeError(f"delivery to {delivery['recipient']} {delivery['status']}: see the delivery log")
         return {"recipient": delivery["recipient"], "status": delivery["status"], "documents": len(delivery["documents"])}
 
-    ingested = ingest_provider.expand(provider_id=list_providers())
+    ingested = ingest_provider.expand(provider_id=list_providers(check_database()))
     period = analyse_outcomes(judge_kpis(derive_kpis(ingested)))
     scorecards = render_scorecard.partial(period=period).expand(contract_id=list_contracts(period))
     reports = render_area_report.partial(period=period).expand(area_code=list_areas(period))
+    lcjb_packs = render_lcjb_pack.partial(period=period).expand(area_code=list_lcjb_areas(period))
     index = render_index(scorecards, period)
     reports >> index
+    lcjb_packs >> index
     distribute_to.partial(period=period).expand(recipient_id=list_recipients(index, reports))
 
 

@@ -10,13 +10,15 @@ Settings come from the environment (``CJMONITOR_HOME``, ``CJMONITOR_DATABASE_URL
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
 RETURNS_ACCEPTED = Asset("cjmonitor://returns/accepted")
-DB_POOL = "cjmonitor_db"  # shared with cjmonitor_monthly: tasks that write to the application database
+# Shared with cjmonitor_monthly (see there): `default_pool` unless CJMONITOR_DB_POOL names one that exists.
+DB_POOL = os.environ.get("CJMONITOR_DB_POOL") or "default_pool"
 
 
 def _settings():

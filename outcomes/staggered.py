@@ -303,6 +303,12 @@ def staggered_did(data: pd.DataFrame, unit: str, time: str, outcome: str, first_
     n, T = Y.shape
     if n < 20:
         notes.append(f"only {n} units: unit-clustered inference is approximate with so few")
+    sizes = pd.Series(first[first > 0]).value_counts()
+    if (sizes == 1).any():
+        notes.append(f"{int((sizes == 1).sum())} of {len(sizes)} cohorts have a single unit: the errors of their "
+                     f"effects reflect only the comparison units' variation (and, for the aggregates, the spread between "
+                     f"cohorts), so their intervals are likely too narrow, and the pre-treatment test of parallel "
+                     f"trends too strict")
     cells, att, psi = _group_time(Y, first, control)
     g_arr = np.array([c[0] for c in cells])
     t_arr = np.array([c[1] for c in cells])

@@ -65,7 +65,8 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
         recent = series[series["period"].isin(last12)]
         red, not_met = int((recent["rag"] == "Red").sum()), int((recent["verdict"] == "not met").sum())
         latest = series.iloc[-1]
-        kpis.append({"code": code, "name": measure.name, "months": len(recent), "red": red, "not_met": not_met,
+        kpis.append({"code": code, "name": measure.name, "unit": measure.unit, "months": len(recent), "red": red,
+                     "not_met": not_met,
                      "latest_period": latest["period"], "latest_value": latest["value"], "target": latest["target"],
                      "latest_rag": latest["rag"], "latest_verdict": latest["verdict"],
                      # a median over months cannot be pooled from monthly medians
@@ -87,6 +88,7 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
     if credit_total > 0:
         asks.append(f"Service credits of £{credit_total:,.2f} are due for the last 12 months (after the quarterly cap).")
     findings = session.exec(select(Finding).where(Finding.contract_id == contract_id).order_by(Finding.method)).all()
+    findings = list(findings) + rollout_findings_for(session, contract_id=contract_id)
     evidence = []
     for finding in findings:
         parameters = json.loads(finding.parameters)
@@ -117,6 +119,19 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
             "spc_charts": charts}
 
 
+def rollout_findings_for(session: Session, *, contract_id: str | None = None,
+                         area_code: str | None = None) -> list[Finding]:
+    """The staggered roll-out findings (one per roll-out, no contract of their own) that a contract or an area
+    is part of as an adopter (``parameters["areas"]``)."""
+    found = []
+    for finding in session.exec(select(Finding).where(Finding.method == "staggered_did")
+                                .order_by(Finding.cohort, Finding.measure_code)).all():
+        adopters = json.loads(finding.parameters).get("areas") or []
+        if any(a.get("contract_id") == contract_id or a.get("area_code") == area_code for a in adopters):
+            found.append(finding)
+    return found
+
+
 def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | None = None) -> pd.DataFrame:
     """Last 12 months' pooled rate of each of the contract's KPIs for every contract measuring it (funnel plot
     data from ``contracts.benchmark.funnel``), with this contract marked.
@@ -125,6 +140,8 @@ def benchmark(session: Session, contract: Contract, as_of: str, funnels: dict | 
     every contract) is worked out once per process rather than once per pack.
     """
     codes = sorted(set(session.exec(select(KpiValue.measure_code).where(KpiValue.contract_id == contract.id)).all()))
+    # A funnel plot compares proportions; a declared service's median days or volumes have no national rate.
+    codes = [c for c in codes if c in MEASURES_BY_CODE and str(MEASURES_BY_CODE[c].unit).startswith("percent")]
     funnels = {} if funnels is None else funnels
     for code in codes:
         if (code, as_of) not in funnels:
@@ -210,7 +227,8 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     titles = {code: MEASURES_BY_CODE[code].name for code in series}
     its_items = [e for e in data["evidence"] if e["code"].startswith("its") and e["parameters"].get("series")]
     charts = {
-        "history": kpi_small_multiples(series, titles, alpha, spc=data["spc_charts"]) if series else "",
+        "history": kpi_small_multiples(series, titles, alpha, spc=data["spc_charts"],
+                                       units={code: MEASURES_BY_CODE[code].unit for code in series}) if series else "",
         "its": [(e, its_chart(pd.DataFrame(e["parameters"]["series"]), f"{e['measure']}: change after "
                                                                       f"{e['parameters'].get('intervention')}")) for e in its_items],
         "funnel": funnel_panels(funnel, titles) if not funnel.empty else "",

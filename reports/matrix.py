@@ -71,7 +71,7 @@ def rows_from_view(view: dict, contract: Contract, provider: str, area: str) -> 
         year = (m.get("rolling") or {}).get("year")
         row = {"contract_id": contract.id, "contract": contract.name, "provider_id": contract.provider_id,
                "provider": provider, "area_code": contract.area_code, "area": area, "code": m["code"], "kpi": m["name"],
-               "direction": m["direction"], "value": m["value"], "target": m["target"], "rag": m["rag"],
+               "direction": m["direction"], "unit": m.get("unit") or "percent", "value": m["value"], "target": m["target"], "rag": m["rag"],
                "verdict": m["verdict"], "variation_icon": m["variation_icon"], "assurance_icon": m["assurance_icon"],
                "year_value": year["value"] if year else None, "year_verdict": year["verdict"] if year else "no data",
                "year_rag": year["rag"] if year else "No data", "scorecard": f"scorecards/{period}/{contract.id}.html"}
@@ -133,7 +133,7 @@ def matrix_rows(session: Session, contract_ids: list[str], period: str, alpha: f
                 "provider": providers.get(contract.provider_id, contract.provider_id), "area_code": contract.area_code,
                 "area": areas.get(contract.area_code, contract.area_code), "code": code,
                 "kpi": MEASURES_BY_CODE[code].name, "direction": MEASURES_BY_CODE[code].direction,
-                "value": r["value"], "target": r["target"], "rag": r["rag"], "verdict": r["verdict"],
+                "unit": MEASURES_BY_CODE[code].unit, "value": r["value"], "target": r["target"], "rag": r["rag"], "verdict": r["verdict"],
                 "variation_icon": chart.variation_icon if chart else None,
                 "assurance_icon": chart.assurance_icon if chart else None,
                 "year_value": y["value"] if y else None, "year_verdict": y["verdict"] if y else "no data",

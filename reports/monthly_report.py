@@ -25,7 +25,7 @@ from outcomes.proportions import wilson_interval
 from reports.artifacts import data_cut_time, format_cut
 from reports.artifacts import record_artifact as _record_artifact
 from reports.artifacts import write_text as _write
-from reports.env import environment, month_name
+from reports.env import environment, month_name, pct
 from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES
 from reports.suppression import SUPPRESSED, suppress_breakdown
@@ -81,7 +81,7 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
     previous = str(pd.Period(period, "M") - 1)
     judged = pd.DataFrame([j.model_dump() for j in session.exec(
         select(Judgement).where(Judgement.contract_id.in_(ids), Judgement.period.in_([period, previous]))).all()])
-    dashboard, changes, exceptions = [], [], []
+    dashboard, changes, exceptions, kpis = [], [], [], []
     totals = dict.fromkeys(WORDS, 0)
     for contract in contracts:
         mine = judged[judged["contract_id"] == contract.id] if not judged.empty else judged
@@ -94,25 +94,35 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
         dashboard.append({"id": contract.id, "name": contract.name, "provider": providers[contract.provider_id],
                           **counts, "kpis": len(now), "credits": money["service_credits"]["total"],
                           "value": contract.annual_value_gbp})
-        for row in (now.itertuples() if not now.empty else []):
-            name = MEASURES_BY_CODE[row.measure_code].name
+        for row in (now.sort_values("measure_code").itertuples() if not now.empty else []):
+            name, unit = MEASURES_BY_CODE[row.measure_code].name, MEASURES_BY_CODE[row.measure_code].unit
+            kpis.append({"contract_id": contract.id, "measure_code": row.measure_code, "kpi": name, "unit": unit,
+                         "value": row.value, "target": row.target, "tolerance": row.tolerance, "rag": row.rag,
+                         "verdict": row.verdict})
             if row.measure_code in before.index and before.loc[row.measure_code, "rag"] != row.rag:
                 changes.append(f"{contract.id}: {name} went from {before.loc[row.measure_code, 'rag']} to {row.rag}.")
             if row.rag == "Red" and row.verdict == "not met":
-                exceptions.append(f"{contract.id} ({providers[contract.provider_id]}): {name} is {100 * row.value:.1f}% "
-                                  f"against a target of {100 * row.target:.0f}%, below target beyond the month's own sampling "
-                                  "noise (a descriptive figure).")
+                exceptions.append(f"{contract.id} ({providers[contract.provider_id]}): {name} is {pct(row.value, 1, unit)} "
+                                  f"against a target of {pct(row.target, 0, unit)}, below target beyond the month's own "
+                                  "sampling noise (a descriptive figure).")
     status = [r for r in return_status(session, period) if r["provider_id"] in {c.provider_id for c in contracts}]
     for row in status:
         if row["late"] or row["status"] in ("missing", "quarantined"):
             exceptions.append(f"The {row['return_type']} return from {row['provider_name']} for {period} is "
                               f"{row['status']}{' and late' if row['late'] else ''}.")
     findings = []
-    for finding in session.exec(select(Finding).where(Finding.contract_id.in_(ids)).order_by(Finding.contract_id)).all():
+    from reports.evidence import rollout_findings_for
+
+    stored = list(session.exec(select(Finding).where(Finding.contract_id.in_(ids)).order_by(Finding.contract_id)).all())
+    for finding in stored + rollout_findings_for(session, area_code=area_code):
         parameters = json.loads(finding.parameters)
+        shown_contract = finding.contract_id
+        if shown_contract is None:  # a roll-out across areas: shown against this area's contract in it
+            mine = [a for a in parameters.get("areas", []) if a.get("area_code") == area_code]
+            shown_contract = mine[0]["contract_id"] if mine else area_code
         frequency = finding.measure_code == FREQUENCY_MEASURE
         timing = finding.measure_code == "reo_time_to_first"
-        findings.append({"contract_id": finding.contract_id, "method": METHOD_NAMES.get(finding.method, finding.method),
+        findings.append({"contract_id": shown_contract, "method": METHOD_NAMES.get(finding.method, finding.method),
                          "measure": (MEASURES_BY_CODE[finding.measure_code].name if finding.measure_code in MEASURES_BY_CODE
                                      else "Proven reoffences per person in 12 months" if frequency
                                      else "Months free of proven reoffending in the first 12" if timing else ""),
@@ -123,7 +133,7 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
                          or parameters.get("headline") or ""})
     crc_ids = [c.id for c in contracts if c.service_type == "crc"]
     return {"area": area, "period": period, "alpha": alpha, "dashboard": dashboard, "totals": totals,
-            "changes": changes, "exceptions": exceptions, "findings": findings,
+            "changes": changes, "exceptions": exceptions, "kpis": kpis, "findings": findings,
             "breakdowns": _breakdowns(session, crc_ids, period, alpha, threshold) if crc_ids else [],
             "threshold": threshold, "value_view": value_view(session, unit_cost_gbp=unit_cost_gbp, area_code=area_code),
             "value_total": sum(d["value"] for d in dashboard), "credits_total": sum(d["credits"] for d in dashboard)}
@@ -167,6 +177,8 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
     records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
     sheets = {"dashboard": pd.DataFrame(data["dashboard"]).rename(columns={"value": "annual_value_gbp"}),
               "exceptions": pd.DataFrame({"exception": data["exceptions"] or ["none"]}),
+              "kpis": pd.DataFrame(data["kpis"], columns=["contract_id", "measure_code", "kpi", "unit", "value", "target",
+                                                          "tolerance", "rag", "verdict"]),
               "changes": pd.DataFrame({"change": data["changes"] or ["none"]}),
               "outcomes": pd.DataFrame(data["findings"] or [{"note": "no finding"}]),
               "matrix": xlsx_frame(matrix)}

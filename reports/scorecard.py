@@ -172,6 +172,7 @@ METHOD_NAMES = {
     "synthetic_control": "Synthetic control (against a weighted mix of other areas)",
     "km_cox_matched": "Time to first reoffence (matched comparison group, Justice Data Lab style)",
     "psm_custodial_reoffenders": "Custody for the first reoffence (matched reoffenders, Justice Data Lab style)",
+    "staggered_did": "Staggered roll-out (Callaway & Sant'Anna difference-in-differences across areas)",
 }
 
 
@@ -204,10 +205,12 @@ FORMAT_ORDER = {"html": 0, "pdf": 1, "xlsx": 2}
 def _document_links(session: Session, out_dir: Path, period: str) -> dict:
     """Relative links from ``out/index.html`` to every document of ``period``: each area's monthly report, each
     contract's scorecard and its latest evidence pack (HTML, PDF, XLSX), only for files that exist."""
-    found: dict = {"reports": {}, "scorecards": {}, "packs": {}, "pack_period": {}}
-    artifacts = session.exec(select(Artifact).where(Artifact.kind.in_(["monthly_report", "evidence_pack", "scorecard"]),
+    found: dict = {"reports": {}, "scorecards": {}, "packs": {}, "pack_period": {}, "lcjb": {}, "lcjb_period": {}}
+    artifacts = session.exec(select(Artifact).where(Artifact.kind.in_(["monthly_report", "evidence_pack", "scorecard",
+                                                                       "lcjb_pack"]),
                                                     Artifact.period <= period).order_by(Artifact.period)).all()
     latest_pack = {a.contract_id: a.period for a in artifacts if a.kind == "evidence_pack"}
+    latest_lcjb = {a.area_code: a.period for a in artifacts if a.kind == "lcjb_pack"}  # the latest quarter's pack
     for artifact in artifacts:
         path = Path(artifact.path)
         if not path.is_relative_to(out_dir) or not path.exists():
@@ -220,7 +223,10 @@ def _document_links(session: Session, out_dir: Path, period: str) -> dict:
         elif artifact.kind == "evidence_pack" and artifact.period == latest_pack.get(artifact.contract_id):
             found["packs"].setdefault(artifact.contract_id, []).append(link)
             found["pack_period"][artifact.contract_id] = artifact.period
-    for name in ("reports", "scorecards", "packs"):
+        elif artifact.kind == "lcjb_pack" and artifact.period == latest_lcjb.get(artifact.area_code):
+            found["lcjb"].setdefault(artifact.area_code, []).append(link)
+            found["lcjb_period"][artifact.area_code] = artifact.period
+    for name in ("reports", "scorecards", "packs", "lcjb"):
         for key, links in found[name].items():
             found[name][key] = sorted(set(links), key=lambda item: FORMAT_ORDER.get(item[0].lower(), 9))
     return found
@@ -300,7 +306,7 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
         matrices=matrices,
         areas=[a for a in areas if any(c["area_code"] == a.code for c in listed)], contracts=listed, totals=totals,
         period=period, submissions=summary, code_version=code_version, reports=documents["reports"],
-        periods=_index_pages(out_dir, period), data_quality=_data_quality_links(out_dir, period),
+        lcjb=documents["lcjb"], lcjb_period=documents["lcjb_period"], periods=_index_pages(out_dir, period), data_quality=_data_quality_links(out_dir, period),
         specs=(out_dir / "specs" / "index.html").exists(),
         generated_at=format_cut(cut),
     )

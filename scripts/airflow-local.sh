@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A local Airflow for cjmonitor on 127.0.0.1: API server + UI, scheduler and DAG processor with the
 # LocalExecutor, the project's DAGs, the settings in
-# config/airflow-local.env, the `cjmonitor_db` pool, and simple-auth-manager users with passwords kept in
+# config/airflow-local.env, the `cjmonitor_db` pool (CJMONITOR_DB_POOL), and simple-auth-manager users with passwords kept in
 # $AIRFLOW_HOME/passwords.json (random, mode 600, printed at start).
 #
 #   scripts/airflow-local.sh              start (what `make airflow` runs); Ctrl-C stops everything
@@ -50,14 +50,14 @@ os.chmod(path, 0o600)
 PYEOF
 
 airflow db migrate >"$AIRFLOW_HOME/migrate.log" 2>&1 || { tail -20 "$AIRFLOW_HOME/migrate.log"; exit 1; }
-airflow pools set cjmonitor_db "$CJMONITOR_DB_POOL_SLOTS" \
+airflow pools set "$CJMONITOR_DB_POOL" "$CJMONITOR_DB_POOL_SLOTS" \
   "cjmonitor tasks that write to the application database (ingest, derive, judge, analyse)" >/dev/null
 
 operator_password="$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["operator"])' "$AIRFLOW_HOME/passwords.json")"
 cat <<MSG
 cjmonitor Airflow: http://127.0.0.1:$AIRFLOW_PORT/dags
   login: operator / $operator_password   (role op; other users and passwords in $AIRFLOW_HOME/passwords.json)
-  executor $AIRFLOW__CORE__EXECUTOR, parallelism $AIRFLOW__CORE__PARALLELISM, pool cjmonitor_db with $CJMONITOR_DB_POOL_SLOTS slots
+  executor $AIRFLOW__CORE__EXECUTOR, parallelism $AIRFLOW__CORE__PARALLELISM, pool $CJMONITOR_DB_POOL with $CJMONITOR_DB_POOL_SLOTS slots
   CJMONITOR_HOME=$CJMONITOR_HOME   (run \`make demo\` first for data); logs in $AIRFLOW_HOME/logs; Ctrl-C stops
 MSG
 # The three processes of `airflow standalone`, started by hand so that nothing listens beyond 127.0.0.1:

@@ -10,6 +10,7 @@ DOCUMENTS = {
     "scorecard": "scorecards/2025-12/CRC-E23000005.html",
     "evidence_pack": "packs/*/2025-12/pack.html",
     "monthly_report": "reports/*/2025-12/monthly.html",
+    "lcjb_pack": "lcjb/*/2025-12/lcjb.html",
     "index": "index.html",
     "error_report": "data-quality/*/*.errors.html",
     "area_matrix": "matrix/E*/2025-12/index.html",

@@ -59,14 +59,37 @@ def test_airflow_reads_the_local_executor_settings(tmp_path):
     assert _read(tmp_path, AIRFLOW__CORE__PARALLELISM="16")["parallelism"] == 16
 
 
-def test_database_heavy_tasks_share_the_declared_pool():
-    from airflow.dag_processing.dagbag import DagBag
+PARSE_POOLS = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({f"{d}.{t.task_id}": t.pool for d, dag in bag.dags.items() for t in dag.tasks}))
+"""
 
-    assert int(_env_file()["CJMONITOR_DB_POOL_SLOTS"]) >= 1
-    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
-    pools = {(dag_id, t.task_id): t.pool for dag_id, dag in bag.dags.items() for t in dag.tasks}
+
+def _pools(tmp_path, **env_overrides) -> dict[str, str]:
+    """The pool of every task, as a DAG processor started by scripts/airflow-local.sh (or not) parses them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CJMONITOR_DB_POOL")}
+    env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW_PORT": "1", **env_overrides})
+    command = [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", PARSE_POOLS, str(REPO_ROOT / "dags")]
+    if "via_script" in env:
+        command = [str(SCRIPT), "exec", *command]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_database_heavy_tasks_share_the_declared_pool(tmp_path):
+    declared = _env_file()
+    assert int(declared["CJMONITOR_DB_POOL_SLOTS"]) >= 1 and declared["CJMONITOR_DB_POOL"] == "cjmonitor_db"
+    pools = _pools(tmp_path, via_script="1")
     for task in ("ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes"):
-        assert pools[("cjmonitor_monthly", task)] == "cjmonitor_db"
-    assert pools[("cjmonitor_returns", "ingest_provider")] == "cjmonitor_db"
+        assert pools[f"cjmonitor_monthly.{task}"] == "cjmonitor_db"
+    assert pools["cjmonitor_returns.ingest_provider"] == "cjmonitor_db"
     # Rendering is CPU-bound, not database-bound: it stays in the default pool, capped per run instead.
-    assert pools[("cjmonitor_monthly", "render_scorecard")] == "default_pool"
+    assert pools["cjmonitor_monthly.render_scorecard"] == "default_pool"
+    # The schema check holds no slot of the database pool and cannot wait for one.
+    assert pools["cjmonitor_monthly.check_database"] == "default_pool"
+    # Without the start script (nothing created the pool), every task is in `default_pool`, which always exists:
+    # no task can wait for ever on a pool that is not there.
+    assert set(_pools(tmp_path).values()) == {"default_pool"}

@@ -11,7 +11,8 @@ import pytest
 
 from cjmonitor.demo import build_world, cohort_rows, generate_world
 from cjmonitor.errors import ConfigError
-from contracts.returns import SPECS, parse_file_name
+from contracts.returns import RETURN_TYPES, SPECS, SYSTEM_RETURN_TYPE, parse_file_name
+from contracts.system import SPEC as SYSTEM_SPEC
 
 
 def _digest(folder) -> dict[str, str]:
@@ -52,13 +53,16 @@ def test_manifest_shape_and_contents(tmp_path):
         corrected = f"{bad.rsplit('.', 1)[0]}_v2.{parsed.extension}"
         assert corrected in names, "every malformed file is followed by a corrected version"
     # Every file follows the naming convention and has exactly the spec's columns.
+    specs = {**SPECS, SYSTEM_RETURN_TYPE: SYSTEM_SPEC}  # the LCJB's system measures come through the drop folder too
+    assert sum(parse_file_name(n, specs) is not None and parse_file_name(n, specs).return_type == SYSTEM_RETURN_TYPE
+               for n in names) == 30  # one a month
     for name in names:
-        parsed = parse_file_name(name)
+        parsed = parse_file_name(name, (*RETURN_TYPES, SYSTEM_RETURN_TYPE))
         assert parsed is not None, name
         path = tmp_path / "drop" / name
         frame = pd.read_excel(path, dtype=str) if parsed.extension == "xlsx" else pd.read_csv(path, dtype=str, nrows=5)
         if name not in truth["malformed_files"]:
-            assert tuple(frame.columns) == SPECS[parsed.return_type].column_names, name
+            assert tuple(frame.columns) == specs[parsed.return_type].column_names, name
 
 
 def test_world_rates_carry_the_injected_effects():

@@ -67,16 +67,16 @@ def _expected(settings) -> dict[str, set[str]]:
     with session_scope(settings) as session:
         contracts = {c.id: c for c in session.exec(select(Contract)).all()}
         artifacts = session.exec(select(Artifact).where(Artifact.period == PERIOD,
-                                                        Artifact.kind.in_(["scorecard", "evidence_pack", "monthly_report"]))).all()
+                                                        Artifact.kind.in_(["scorecard", "evidence_pack", "monthly_report", "lcjb_pack"]))).all()
         expected = {}
         for recipient in session.exec(select(Recipient)).all():
             scopes = session.exec(select(RecipientScope).where(RecipientScope.recipient_id == recipient.id)).all()
             names = set()
             for artifact in artifacts:
                 suffix = "." + artifact.path.rsplit(".", 1)[1]
-                if artifact.kind == "monthly_report":  # an area's report goes to that area's commissioner only
+                if artifact.kind in ("monthly_report", "lcjb_pack"):  # an area's documents: that area's commissioner only
                     if any(scope.kind == "area" and scope.ref == artifact.area_code for scope in scopes):
-                        names.add(f"{artifact.area_code}_monthly_report{suffix}")
+                        names.add(f"{artifact.area_code}_{artifact.kind}{suffix}")
                     continue
                 contract = contracts[artifact.contract_id]
                 for scope in scopes:

@@ -136,7 +136,8 @@ def test_demo_json_summary(demo_home, demo_settings):
         assert len(session.exec(select(Submission).where(Submission.status == "accepted")).all()) == \
             summary["submissions_loaded"]
     assert set(summary["stage_seconds"]) >= {"Ingesting returns", "Deriving KPIs", "Writing return files",
-                                             "Rendering scorecards", "Rendering evidence packs, monthly reports"}
+                                             "Rendering scorecards"}
+    assert any(stage.startswith("Rendering evidence packs, monthly reports") for stage in summary["stage_seconds"])
     assert all(seconds >= 0 for seconds in summary["stage_seconds"].values())
 
 

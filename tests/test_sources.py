@@ -150,7 +150,8 @@ providers = ["northstar-rehab"]
     ("[[source]]\nname = 'a'\nkind = 'drop_folder'\npath = 'x'\ncolour = 'red'\n", "unknown keys colour"),
     ("[[source]]\nname = '../a'\nkind = 'drop_folder'\npath = 'x'\n", "'name' must be"),
     ("this is = not toml [", "not valid TOML"),
-    ("", "no [[source]] tables"),
+    ("[sources]\nname = 'a'\n", "no [[source]] tables"),
+    ("source = []\n", "no [[source]] tables"),
 ])
 def test_bad_sources_files_name_the_problem(tmp_path, text, message):
     path = tmp_path / "sources.toml"
@@ -169,3 +170,15 @@ def test_without_a_sources_file_the_drop_folder_takes_everyone(tmp_path):
     os.environ.pop("CJMONITOR_SOURCES", None)
     (source,) = load_sources(tmp_path / "absent.toml", tmp_path, tmp_path / "drop")
     assert source.kind == "drop_folder" and source.accepts("anyone")
+
+
+@pytest.mark.parametrize("text", ["", "# nothing configured yet\n# [[source]]\n# name = \"drop\"\n"])
+def test_a_sources_file_of_only_comments_means_the_drop_folder(tmp_path, text):
+    """The sources.toml `cjmonitor init` writes (comments only) takes every provider through var/drop, as it says."""
+    from cjmonitor.cli_register import SOURCES_TEMPLATE
+
+    for body in (text, SOURCES_TEMPLATE):
+        path = tmp_path / "sources.toml"
+        path.write_text(body)
+        (source,) = load_sources(path, tmp_path, tmp_path / "drop")
+        assert source.kind == "drop_folder" and source.path == tmp_path / "drop" and source.accepts("anyone")
