@@ -13,6 +13,7 @@ import json
 import math
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 
 import pandas as pd
 from sqlmodel import Session, select
@@ -36,6 +37,7 @@ from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut, spc_icons
 from reports.survival_chart import km_chart
+from reports.views import EvidencePackView
 from reports.xlsx import workbook_bytes
 
 RED_MONTHS_FOR_AN_ASK = 6
@@ -78,8 +80,10 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
                         f"in {not_met} of them the month alone was below target beyond its own sampling noise (not met at alpha "
                         f"{alpha:g}; a descriptive count, each month its own test, not a controlled judgement).")
     credit_lines, credit_total = [], 0.0
-    money_by_month = statements(session, contract_id, last12, pbr=False)
-    for month in last12:
+    # Only the months the contract ran: no credit line (of nil) for a month before it started or after it ended.
+    running = [m for m in last12 if contract.start_date.strftime("%Y-%m") <= m <= contract.end_date.strftime("%Y-%m")]
+    money_by_month = statements(session, contract_id, running, pbr=False)
+    for month in running:
         money = money_by_month[month].to_dict()
         due = money["service_credits"]["total"]
         credit_total += due
@@ -211,9 +215,9 @@ def _annex(data: dict, funnel: pd.DataFrame, created: datetime | None) -> bytes:
     return workbook_bytes(sheets, created=created)
 
 
-def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *, alpha: float,
-                code_version: str, funnels: dict | None = None) -> dict[str, Path]:
-    """Write ``pack.html``, ``pack.pdf`` and ``annex.xlsx`` under ``out/packs/<contract>/<as_of>/``
+def build_evidence_pack_view(session: Session, contract_id: str, as_of: str, alpha: float,
+                             funnels: dict | None = None) -> EvidencePackView:
+    """Everything the pack says, built once: the HTML, the PDF, the XLSX annex and ``pack.json`` render this view
     (``funnels``: see ``benchmark``)."""
     data = gather(session, contract_id, as_of, alpha)
     funnel = benchmark(session, data["contract"], as_of, funnels)
@@ -222,6 +226,17 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
         data["asks"].append(
             f"{MEASURES_BY_CODE[row.measure_code].name}: {100 * row.rate:.1f}% over the 12 months to {as_of} against "
             f"{100 * row.national:.1f}% across all areas, {row.position}: worse than other areas beyond chance.")
+    data["funnel"] = funnel
+    return EvidencePackView(contract_id, as_of, MappingProxyType(data))
+
+
+def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *, alpha: float,
+                code_version: str, funnels: dict | None = None) -> dict[str, Path]:
+    """Write ``pack.html``, ``pack.pdf`` and ``annex.xlsx`` under ``out/packs/<contract>/<as_of>/``
+    (``funnels``: see ``benchmark``)."""
+    view = build_evidence_pack_view(session, contract_id, as_of, alpha, funnels)
+    data = dict(view.data)
+    funnel = data.pop("funnel")
     history = data["history"]
     series = {code: frame.tail(36) for code, frame in history.groupby("measure_code")} if not history.empty else {}
     titles = {code: MEASURES_BY_CODE[code].name for code in series}
@@ -245,6 +260,8 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
         as_of_name=month_name(as_of), red_threshold=RED_MONTHS_FOR_AN_ASK,
     )
     paths = {"html": folder / "pack.html", "pdf": folder / "pack.pdf", "xlsx": folder / "annex.xlsx"}
+    # The view the pack was rendered from, beside it (as the scorecard's JSON is).
+    _write(folder / "pack.json", json.dumps(view.to_dict(), indent=2, sort_keys=True))
     records = [(paths["html"], _write(paths["html"], html))]
     pdf = pdf_bytes(html, folder, created=cut)
     paths["pdf"].write_bytes(pdf)

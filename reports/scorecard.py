@@ -90,7 +90,7 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     cut = data_cut_time(session)
     html = environment().get_template("scorecard.html").render(
         contract=contract, provider=provider, area=area, period=period, rows=rows, headline=headline,
-        chart=chart, drill=drill, chart_months=CHART_MONTHS, view=view,
+        chart=chart, drill=drill, chart_months=CHART_MONTHS, view=view, chart_kinds=_chart_kinds(charts),
         submissions=submissions, used=used, alpha=alpha, code_version=code_version, evidence=evidence,
         generated_at=format_cut(cut),
     )
@@ -157,6 +157,15 @@ def spc_icons(chart) -> dict:
     words = icon_words(variation, assurance)
     return {"variation_icon": variation, "assurance_icon": assurance, "variation": words[0], "assurance": words[1],
             "spc_chart": chart.why.split(":")[0] if chart is not None else ""}
+
+
+def _chart_kinds(charts: dict) -> list[str]:
+    """The SPC charts a document shows, by name with how many KPIs use each: ["p-chart (5 KPIs)", "XmR ... (1 KPI)"]."""
+    from outcomes.spc import CHART_NAMES, CHARTS
+
+    used = [c.chart for c in charts.values() if c is not None]
+    return [f"{CHART_NAMES[kind]} ({used.count(kind)} KPI{'' if used.count(kind) == 1 else 's'})"
+            for kind in CHARTS if kind in used]
 
 
 def _with_spc(frame: pd.DataFrame, chart) -> pd.DataFrame:

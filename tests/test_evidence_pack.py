@@ -136,3 +136,42 @@ def test_annex_holds_every_findings_parameters_and_caveats(pack):
                 assert str(mine[key]) == str(stored[key]) or float(mine[key]) == pytest.approx(float(stored[key]))
         listed = caveats.loc[caveats["finding"] == label, "caveat"].tolist()
         assert listed == stored.get("caveats", []), label
+
+
+def test_the_pack_and_its_json_come_from_one_view(pack):
+    """pack.json is the view the pack was rendered from: the same asks in the PDF, the same credits in the annex."""
+    from reports.evidence import build_evidence_pack_view
+
+    home, paths = pack
+    written = json.loads((home / "out" / "packs" / CONTRACT / AS_OF / "pack.json").read_text())
+    with session_scope(get_settings(home)) as session:
+        view = build_evidence_pack_view(session, CONTRACT, AS_OF, 0.05).to_dict()
+    assert written == view
+    flat = " ".join(poppler(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
+    assert view["asks"] and all(" ".join(ask.split()) in flat for ask in view["asks"])
+    credits = pd.read_excel(paths["xlsx"], sheet_name="service_credits")
+    assert [f"{m:%Y-%m}" for m in credits["month"]] == [line["month"] for line in view["credit_lines"]]
+    assert list(credits["due"]) == pytest.approx([line["due"] for line in view["credit_lines"]])
+    assert {k["code"]: k["latest_value"] for k in view["kpis"]} == pytest.approx(
+        pd.read_excel(paths["xlsx"], sheet_name="kpis").set_index("code")["latest_value"].to_dict())
+
+
+def test_the_credit_list_holds_only_months_under_the_contract(pack):
+    """A pack as of the contract's third month lists three months of credits, not nine nil months before it."""
+    home, _paths = pack
+    from contracts.models import Contract
+
+    with session_scope(get_settings(home)) as session:
+        contract = session.get(Contract, CONTRACT)
+        first = min(j.period for j in session.exec(select(Judgement).where(Judgement.contract_id == CONTRACT)).all())
+    start = contract.start_date.strftime("%Y-%m")
+    as_of = str(pd.Period(max(first, start), "M") + 2)
+    result = CliRunner().invoke(cli, ["pack", "--home", str(home), "--contract", CONTRACT, "--as-of", as_of, "--json"])
+    assert result.exit_code == 0, result.output
+    paths = json.loads(result.output)
+    months = [f"{m:%Y-%m}" for m in pd.read_excel(paths["xlsx"], sheet_name="service_credits")["month"]]
+    expected = [str(pd.Period(as_of, "M") - i) for i in range(11, -1, -1)]
+    expected = [m for m in expected if m >= start]
+    assert months == expected and len(months) < 12, (start, months)
+    flat = " ".join(poppler(["pdftotext", paths["pdf"], "-"], capture_output=True, text=True, check=True).stdout.split())
+    assert f"over the last 12 months ({len(months)} of them under this contract, which began in {months[0]})" in flat

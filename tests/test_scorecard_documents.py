@@ -100,3 +100,14 @@ def test_hostile_provider_name_is_inert_in_every_format(demo_home, tmp_path):
     assert cell.value == "'" + HOSTILE and cell.data_type == "s"
     page = open(html).read()
     assert HOSTILE not in page and "=HYPERLINK(&#34;http" in page  # escaped, never markup
+
+
+def test_the_spc_footnote_names_the_charts_the_scorecard_draws(demo_home):
+    """Not "a p-chart" for every KPI: the footnote lists each chart kind in the view, with its count."""
+    from tests.test_second_office import expected_spc_footnote, page_text, spc_footnote
+
+    for contract_id in (CONTRACT, "TTG-E23000005", "EM-E23000005"):
+        html = demo_home / "out" / "scorecards" / PERIOD / f"{contract_id}.html"
+        footnote = spc_footnote(page_text(html))
+        assert footnote == expected_spc_footnote(demo_home, contract_id, PERIOD)
+        assert not footnote.startswith("no KPI"), "two years of demo months give every KPI a chart"

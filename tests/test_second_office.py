@@ -196,6 +196,30 @@ def cjmonitor(*args: str, code: int = 0) -> str:
     return result.output
 
 
+def spc_footnote(text: str) -> str:
+    """The scorecard's SPC footnote: which charts it draws."""
+    found = re.search(r"SPC \(NHS Making Data Count\): (.*?), limits recalculated", text)
+    assert found, "the scorecard has its SPC footnote"
+    return found.group(1)
+
+
+def expected_spc_footnote(home: Path, contract_id: str, period: str) -> str:
+    """The footnote the scorecard's view implies: each chart kind it holds, with how many KPIs use it."""
+    from cjmonitor.db import session_scope
+    from cjmonitor.settings import get_settings
+    from outcomes.spc import CHART_NAMES, CHARTS
+    from reports.views import build_scorecard_view
+
+    with session_scope(get_settings(home)) as session:
+        kinds = [c.chart for c in build_scorecard_view(session, contract_id, period, 0.05).charts.values()
+                 if c is not None]
+    if not kinds:
+        return "no KPI has enough months for a chart yet"
+    named = ", ".join(f"{CHART_NAMES[k]} ({kinds.count(k)} KPI{'' if kinds.count(k) == 1 else 's'})"
+                      for k in CHARTS if k in kinds)
+    return f"{named} of the monthly figures (each KPI's table says which chart and why: a p-chart, or Laney's p′ for large volumes, for a rate; XmR for a measure without a denominator; a run chart below the minimum number of months)"
+
+
 def page_text(path: Path) -> str:
     html = path.read_text()
     html = re.sub(r"<(svg|style|script)\b.*?</\1>", " ", html, flags=re.S)
@@ -289,6 +313,8 @@ def test_the_scorecards_show_the_registers_targets_in_their_units(office):
     assert f"{hand['wc_days_to_seen']['value']:.1f} days 4.0 days or less" in text
     assert " 32 30 Green inconclusive 21.9 to 45.2 32 0 " in text  # a volume has no "of": it is its own count
     assert not re.search(r"\d{3,}\.\d%", text), "a days or count KPI printed as a percentage"
+    # The SPC footnote names the charts this scorecard draws (not "a p-chart" for a days or count KPI).
+    assert spc_footnote(text) == expected_spc_footnote(home, WC, period)
     sheet = openpyxl.load_workbook(folder / f"{WC}.xlsx")["kpis"]
     header, *rows = [r for r in sheet.iter_rows(values_only=True) if any(v is not None for v in r)]
     kpis = {row[header.index("code")]: dict(zip(header, row, strict=True)) for row in rows}
