@@ -104,10 +104,9 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
         elif kind == "lcjb_pack":
             from reports.lcjb import render_lcjb_pack
 
+            # The system measures are read and indexed once per process (reports.lcjb.system_index), not per run.
             paths = [str(p) for p in render_lcjb_pack(session, settings.out_dir, key, period, code_version=version,
-                                                      threshold=settings.suppression_threshold,
-                                                      cache=cache.setdefault("lcjb", {}) if cache is not None else None
-                                                      ).values()]
+                                                      threshold=settings.suppression_threshold).values()]
         else:
             raise ValueError(f"unknown document kind {kind!r}: one of {', '.join(KINDS)}")
     return kind, paths, time.perf_counter() - started, time.process_time() - cpu
