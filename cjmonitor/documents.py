@@ -21,6 +21,9 @@ from cjmonitor.settings import Settings
 log = logging.getLogger(__name__)
 KINDS = ("scorecard", "evidence_pack", "monthly_report", "lcjb_pack")
 AREA_KINDS = ("monthly_report", "lcjb_pack")
+# The order a run queues its documents in: area documents (the longest, and the fewest) first, per-contract ones
+# after, so the short tasks fill the cores at the end (issue #16: queued last, the LCJB packs left one core idle).
+LONGEST_FIRST = ("lcjb_pack", "monthly_report", "evidence_pack", "scorecard")
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,9 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
         elif kind == "lcjb_pack":
             from reports.lcjb import render_lcjb_pack
 
+            # The system measures are read and indexed once per process (reports.lcjb.system_index), not per run.
             paths = [str(p) for p in render_lcjb_pack(session, settings.out_dir, key, period, code_version=version,
-                                                      threshold=settings.suppression_threshold,
-                                                      cache=cache.setdefault("lcjb", {}) if cache is not None else None
-                                                      ).values()]
+                                                      threshold=settings.suppression_threshold).values()]
         else:
             raise ValueError(f"unknown document kind {kind!r}: one of {', '.join(KINDS)}")
     return kind, paths, time.perf_counter() - started, time.process_time() - cpu
@@ -125,7 +127,10 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
     period = period or state.latest_period(settings)
     contracts = contracts if contracts is not None else state.contract_ids(settings)
     areas = areas if areas is not None else state.area_codes(settings)
-    tasks = [(kind, key) for kind in kinds for key in (areas if kind in AREA_KINDS else contracts)]
+    # Longest first (LCJB packs, then monthly reports, then per-contract documents), so that no long task is left
+    # for last on one core while the others idle; the results are sorted, so the order changes no output.
+    ordered = sorted(kinds, key=lambda kind: LONGEST_FIRST.index(kind) if kind in LONGEST_FIRST else len(LONGEST_FIRST))
+    tasks = [(kind, key) for kind in ordered for key in (areas if kind in AREA_KINDS else contracts)]
     workers = max(1, workers or default_workers())
     documents: dict[str, list[str]] = {kind: [] for kind in kinds}
     seconds: dict[str, list[float]] = {kind: [] for kind in kinds}

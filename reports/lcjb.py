@@ -65,35 +65,78 @@ def quarter_label(period: str) -> str:
     return f"{year}-Q{(month - 1) // 3 + 1}"
 
 
-def system_frame(session: Session, cache: dict | None = None) -> pd.DataFrame:
-    """Every stored system measure (with breakdowns), read once per rendering run."""
+class SystemIndex:
+    """The stored system measures, read and indexed once: the frame (with breakdowns), each (agency, measure)'s
+    whole-area rows in stored order, each measure's unit, and the panel analysis, computed on first use.
+
+    Filtering the whole frame with ``==`` on its string columns cost about 0.1 s a filter; an LCJB pack made 36."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.area_set = set(frame["area_code"])
+        self.areas = sorted(self.area_set)
+        first = frame.drop_duplicates(["agency", "measure"])
+        self.units = {(agency, measure): unit for agency, measure, unit
+                      in first[["agency", "measure", "unit"]].itertuples(index=False, name=None)}
+        whole = frame[frame["breakdown"] == ""]
+        self.whole = {key: rows for key, rows in whole.groupby(["agency", "measure"], sort=False)}
+        self._interdependencies = None
+
+    def rows(self, agency: str, measure: str) -> pd.DataFrame:
+        """The whole-area rows of one measure, every area and period, in the frame's order (empty if none)."""
+        found = self.whole.get((agency, measure))
+        return found if found is not None else self.frame.iloc[0:0]
+
+    def interdependencies(self):
+        """The panel analysis across every area (the same for every area's pack)."""
+        from outcomes.interdependence import analyse_interdependencies
+
+        if self._interdependencies is None:
+            whole = self.frame[(self.frame["breakdown"] == "") & (self.frame["period_type"] == "month")]
+            self._interdependencies = analyse_interdependencies(whole, labels=_labels())
+        return self._interdependencies
+
+
+# One index per database, kept for the life of the process and checked against the stored table before each use
+# (``_fingerprint``), so that a new or replaced system-measures return is read again, never served stale.
+_INDEXES: dict[str, tuple[tuple, SystemIndex]] = {}
+_MAX_INDEXES = 2
+
+
+def _fingerprint(session: Session) -> tuple:
+    """What changes whenever ``system_measure_value`` does: its row count, its highest id and its latest load time
+    (figures are only ever inserted, each store with a new load time, or deleted)."""
+    from sqlalchemy import func
+
+    from contracts.models import SystemMeasureValue
+
+    table = SystemMeasureValue.__table__
+    row = session.execute(select(func.count(), func.max(table.c.id), func.max(table.c.loaded_at))
+                          .select_from(table)).one()
+    return tuple(str(v) for v in row)
+
+
+def system_index(session: Session) -> SystemIndex:
+    """The indexed system measures of ``session``'s database, read once per process while they are unchanged."""
     from contracts.system import read_system_measures
 
-    if cache is not None and "system_frame" in cache:
-        return cache["system_frame"]
-    frame = read_system_measures(session, breakdowns=True)
-    if cache is not None:
-        cache["system_frame"] = frame
-    return frame
+    database = session.get_bind().url.render_as_string(hide_password=False)
+    stamp = _fingerprint(session)
+    cached = _INDEXES.get(database)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    index = SystemIndex(read_system_measures(session, breakdowns=True))
+    _INDEXES.pop(database, None)
+    while len(_INDEXES) >= _MAX_INDEXES:
+        _INDEXES.pop(next(iter(_INDEXES)))
+    _INDEXES[database] = (stamp, index)
+    return index
 
 
 def _labels() -> dict[tuple[str, str], str]:
     from contracts.system import load_catalogue
 
     return {item.key: item.name for item in load_catalogue().measures}
-
-
-def interdependencies(frame: pd.DataFrame, cache: dict | None = None):
-    """The panel analysis across every area (one per run: it is the same for every area's pack)."""
-    from outcomes.interdependence import analyse_interdependencies
-
-    if cache is not None and "interdependencies" in cache:
-        return cache["interdependencies"]
-    whole = frame[(frame["breakdown"] == "") & (frame["period_type"] == "month")]
-    result = analyse_interdependencies(whole, labels=_labels())
-    if cache is not None:
-        cache["interdependencies"] = result
-    return result
 
 
 def _sparkline(points: pd.DataFrame, title: str) -> str:
@@ -121,19 +164,19 @@ def _sparkline(points: pd.DataFrame, title: str) -> str:
             f'<polyline points="{line}" fill="none" stroke="#005eb8" stroke-width="1.5"/></svg>')
 
 
-def timeliness(frame: pd.DataFrame, area_code: str, period: str) -> list[dict]:
+def timeliness(index: SystemIndex, area_code: str, period: str) -> list[dict]:
     """Each timeliness measure (days, and the trial outcomes) of the area, up to 24 months to ``period``, as XmR."""
     from contracts.system import load_catalogue
     from outcomes.spc import xmr_chart
 
     catalogue = load_catalogue()
-    mine = frame[(frame["area_code"] == area_code) & (frame["breakdown"] == "") & (frame["period_type"] == "month")
-                 & (frame["period"] <= period)]
     out = []
     for item in catalogue.measures:
         if not (item.unit == "days" or item.measure in ("ineffective_trial_rate", "effective_trial_rate")):
             continue
-        series = mine[(mine["agency"] == item.agency) & (mine["measure"] == item.measure)].sort_values("period")
+        rows = index.rows(item.agency, item.measure)
+        series = rows[(rows["area_code"] == area_code) & (rows["period_type"] == "month")
+                      & (rows["period"] <= period)].sort_values("period")
         series = series.tail(TREND_MONTHS)
         if len(series) < 2:
             continue
@@ -150,12 +193,12 @@ def timeliness(frame: pd.DataFrame, area_code: str, period: str) -> list[dict]:
     return out
 
 
-def _latest(frame: pd.DataFrame, agency: str, measure: str, period: str, areas: list[str]) -> float | None:
+def _latest(index: SystemIndex, agency: str, measure: str, period: str, areas: list[str]) -> float | None:
     """The measure over the quarter to ``period`` in ``areas``: pooled numerator/denominator for percentages,
     a mean of monthly figures otherwise (per area, then summed for counts)."""
     months = [str(pd.Period(period, "M") - k) for k in range(3)]
-    rows = frame[(frame["agency"] == agency) & (frame["measure"] == measure) & (frame["breakdown"] == "")
-                 & frame["period"].isin(months) & frame["area_code"].isin(areas)]
+    rows = index.rows(agency, measure)
+    rows = rows[rows["period"].isin(months) & rows["area_code"].isin(areas)]
     if rows.empty:
         return None
     unit = rows["unit"].iloc[0]
@@ -167,13 +210,13 @@ def _latest(frame: pd.DataFrame, agency: str, measure: str, period: str, areas: 
     return float(rows["value"].mean())
 
 
-def services(session: Session, frame: pd.DataFrame, area_code: str, period: str, similar: list[str]) -> list[dict]:
+def services(session: Session, index: SystemIndex, area_code: str, period: str, similar: list[str]) -> list[dict]:
     """The area's commissioned services' KPIs this month, each beside the system measures its service depends on."""
     labels = _labels()
     contracts = session.exec(select(Contract).where(Contract.area_code == area_code).order_by(Contract.id)).all()
     judged = session.exec(select(Judgement).where(Judgement.contract_id.in_([c.id for c in contracts]),
                                                   Judgement.period == period)).all()
-    areas = sorted(set(frame["area_code"]))
+    areas = index.areas
     out = []
     for contract in contracts:
         kpis = [{"name": MEASURES_BY_CODE[j.measure_code].name if j.measure_code in MEASURES_BY_CODE else j.measure_code,
@@ -181,19 +224,18 @@ def services(session: Session, frame: pd.DataFrame, area_code: str, period: str,
                 for j in judged if j.contract_id == contract.id]
         system = []
         for agency, measure in DEPENDS_ON.get(contract.service_type, ()):
-            unit = frame.loc[(frame["agency"] == agency) & (frame["measure"] == measure), "unit"]
-            system.append({"agency": agency, "name": labels.get((agency, measure), measure),
-                           "unit": unit.iloc[0] if len(unit) else "",
-                           "area": _latest(frame, agency, measure, period, [area_code]),
-                           "national": _per_area(_latest(frame, agency, measure, period, areas), unit, len(areas)),
-                           "similar": _per_area(_latest(frame, agency, measure, period, similar), unit, len(similar))})
+            unit = index.units.get((agency, measure), "")
+            system.append({"agency": agency, "name": labels.get((agency, measure), measure), "unit": unit,
+                           "area": _latest(index, agency, measure, period, [area_code]),
+                           "national": _per_area(_latest(index, agency, measure, period, areas), unit, len(areas)),
+                           "similar": _per_area(_latest(index, agency, measure, period, similar), unit, len(similar))})
         out.append({"id": contract.id, "name": contract.name, "kpis": kpis, "system": system})
     return out
 
 
-def _per_area(value: float | None, unit: pd.Series, n: int) -> float | None:
+def _per_area(value: float | None, unit: str, n: int) -> float | None:
     """Counts over a group of areas are shown per area (an average area), so that they compare with one area's."""
-    if value is None or not len(unit) or unit.iloc[0] != "count" or not n:
+    if value is None or unit != "count" or not n:
         return value
     return value / n
 
@@ -204,15 +246,16 @@ def commentary(session: Session, area_code: str, period: str) -> list[dict]:
     return [n for n in notes if n["area"] == area_code and n["period"] == period]
 
 
-def gather(session: Session, area_code: str, period: str, *, threshold: int = 5, cache: dict | None = None) -> dict:
+def gather(session: Session, area_code: str, period: str, *, threshold: int = 5) -> dict:
     from contracts.pathway import build_pathway
     from reports.pathway import published_pathway
 
     area = session.get(Area, area_code)
     if area is None:
         raise LcjbError(f"no area '{area_code}': use an ONS code such as E23000005")
-    frame = system_frame(session, cache)
-    if frame.empty or area_code not in set(frame["area_code"]):
+    index = system_index(session)
+    frame = index.frame
+    if frame.empty or area_code not in index.area_set:
         raise LcjbError(f"no system measures are stored for {area_code}: drop the cjs_system_measures returns in the "
                         "drop folder and run `cjmonitor ingest` (or `cjmonitor system load FILES`)")
     pathway = published_pathway(build_pathway(frame, area_code, period, months=3), threshold=threshold)
@@ -221,22 +264,22 @@ def gather(session: Session, area_code: str, period: str, *, threshold: int = 5,
     from outcomes.errors import OutcomesError
 
     try:
-        result = interdependencies(frame, cache)
+        result = index.interdependencies()
     except OutcomesError as exc:  # e.g. too few areas for cluster-robust inference: say so in the pack
         links, headline = [], f"The interdependencies were not analysed: {exc}."
     else:
         links, headline = result.links_for_area(area_code), result.headline
     return {"area": area, "period": period, "quarter": quarter_label(period), "pathway": pathway,
             "similar_names": [names.get(code, code) for code in similar], "threshold": threshold,
-            "trends": timeliness(frame, area_code, period), "links": links, "links_headline": headline,
-            "services": services(session, frame, area_code, period, similar),
+            "trends": timeliness(index, area_code, period), "links": links, "links_headline": headline,
+            "services": services(session, index, area_code, period, similar),
             "commentary": commentary(session, area_code, period)}
 
 
 def render_lcjb_pack(session: Session, out_dir: Path, area_code: str, period: str, *, code_version: str,
-                     threshold: int = 5, cache: dict | None = None) -> dict[str, Path]:
+                     threshold: int = 5) -> dict[str, Path]:
     """Write ``out/lcjb/<area>/<period>/lcjb.{html,pdf,xlsx}`` and record them as artifacts (kind ``lcjb_pack``)."""
-    data = gather(session, area_code, period, threshold=threshold, cache=cache)
+    data = gather(session, area_code, period, threshold=threshold)
     folder = out_dir / "lcjb" / area_code / period
     folder.mkdir(parents=True, exist_ok=True)
     cut = data_cut_time(session)
