@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from cjmonitor.cli import HOME_OPTION, JSON_OPTION, _check_period, _settings
+from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _check_period, _settings
 
 
 def _labels() -> dict[tuple[str, str], str]:
@@ -193,17 +193,3 @@ def lcjb_command(home, area_code, period, as_json):
     else:
         click.echo(f"LCJB pack for {area_code}, quarter to {period}: {result['pdf']} (HTML {result['html']}, "
                    f"XLSX {result['xlsx']})")
-
-
-def _attach_report_command() -> None:
-    """`cjmonitor report lcjb`: beside `report monthly` when the reports group is in this build."""
-    try:
-        from cjmonitor.cli_reports import report
-    except ModuleNotFoundError:
-        return
-    report.add_command(lcjb_command)
-
-
-_attach_report_command()
-
-COMMANDS = [system_group, pathway_command, links_command]

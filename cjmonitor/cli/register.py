@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from cjmonitor.cli import HOME_OPTION, JSON_OPTION, _Group, _settings
+from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _Group, _settings
 
 REGISTER_TEMPLATE = """\
 # cjmonitor register: everything your office maintains, in one file.
@@ -270,6 +270,3 @@ def areas_command(as_json) -> None:
         return
     for area in AREAS:
         click.echo(f"{area.code}  {area.name:<30} {area.region:<26} {area.commissioner_type}")
-
-
-COMMANDS = [init_command, register_group, frameworks_command, areas_command]

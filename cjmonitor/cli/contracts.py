@@ -1,4 +1,4 @@
-"""Contract managers' and analysts' commands: `vary`, `targets`, `funnel`, `breakdowns` and `value`."""
+"""Contract commands: ``scorecard``, ``credits``, ``contracts``, ``vary``, ``targets``, ``funnel``, ``breakdowns``, ``value``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,129 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cjmonitor.cli import HOME_OPTION, JSON_OPTION, _check_period, _settings
+from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _check_period, _echo_json, _settings
+from cjmonitor.period import PERIOD, require_judged
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+@click.command()
+@HOME_OPTION
+@click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
+@JSON_OPTION
+def scorecard(home, contract_id, period, as_json) -> None:
+    """The judged KPIs of one contract for one month: value, target, RAG, verdict, interval, SPC signals."""
+    from sqlmodel import select
+
+    from cjmonitor.db import session_scope
+    from cjmonitor.errors import NotFoundError
+    from cjmonitor.migrate import ensure_schema
+    from contracts.actions import format_value  # noqa: F401
+    from contracts.models import Contract, Judgement
+    from reports.scorecard import METHOD_NAMES
+    from reports.views import build_scorecard_view
+
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        if session.get(Contract, contract_id) is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        if not session.exec(select(Judgement.id).where(Judgement.contract_id == contract_id,
+                                                       Judgement.period == period)).first():
+            require_judged(session, period, contract_id=contract_id)
+        # The same view the scorecard document is rendered from (reports.views).
+        result = build_scorecard_view(session, contract_id, period, settings.alpha).to_dict()
+    measures, evidence = result["measures"], result["evidence"]
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{result['name']} ({contract_id}), {period}")
+    for m in measures:
+        value = format_value(m["value"], m["unit"])
+        interval = "" if m["ci_low"] is None else f"({format_value(m['ci_low'], m['unit'])} to {format_value(m['ci_high'], m['unit'])})"
+        spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
+        name = m["name"] + (" *" if m["source"] == "provider_reported" else "")
+        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {format_value(m['target'], m['unit'], 0)}  {m['rag']:<6} "
+                   f"{m['verdict']:<20} {spc}")
+    if any(m["source"] == "provider_reported" for m in measures):
+        click.echo("  * reported by the provider as an aggregate, not derived from person-level records")
+    click.echo("Rolling windows (months pooled, judged against the target in force now):")
+    for m in measures:
+        parts = []
+        for window, pooled_row in m["rolling"].items():
+            value = format_value(pooled_row["value"], m["unit"])
+            parts.append(f"{window} to {period}: {value} {pooled_row['rag']}, {pooled_row['verdict']}")
+        click.echo(f"  {m['name']:<58} {'; '.join(parts)}")
+    missed = [m["name"] for m in measures if m["verdict"] == "not met"]
+    click.echo(f"Missed beyond sampling noise: {', '.join(missed) if missed else 'none'}.")
+    click.echo(f"Service credits due this month: £{result['service_credits_due']:,.2f} "
+               f"(`cjmonitor credits` shows the working); payment by results payable: £{result['pbr_payable']:,.2f}.")
+    if evidence:
+        click.echo("Outcome evidence:")
+        for item in evidence:
+            method = METHOD_NAMES.get(item["method"], item["method"])
+            click.echo(f"  {method}, {item['measure_code']} ({item['cohort'] or ''}): {item['sentence']}")
+    click.echo("What to do:")
+    for action in result["actions"]:
+        click.echo(f"  - {action}")
+
+
+@click.command()
+@HOME_OPTION
+@click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
+@JSON_OPTION
+def credits(home, contract_id, period, as_json) -> None:
+    """Service credits due for a month (after the quarterly cap) and payment by results, with the working."""
+    from cjmonitor.db import session_scope
+    from cjmonitor.migrate import ensure_schema
+    from contracts.credits import statement
+
+    _check_period(period)
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        from cjmonitor.errors import NotFoundError
+        from contracts.models import Contract
+
+        if session.get(Contract, contract_id) is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        require_judged(session, period, contract_id=contract_id)
+        result = statement(session, contract_id, period).to_dict()
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{contract_id}, {period}: monthly fee £{result['monthly_fee_gbp']:,.2f}")
+    click.echo("Service credits")
+    for line in result["service_credits"]["lines"]:
+        click.echo(f"  {line['name']:<58} {line['rag']:<8} £{line['amount']:>10,.2f}  {line['working']}")
+    click.echo(f"  {result['service_credits']['cap']['working']}")
+    click.echo(f"  total due: £{result['service_credits']['total']:,.2f}")
+    click.echo("Payment by results")
+    for line in result["pbr"]["lines"]:
+        click.echo(f"  {line['working']}")
+    click.echo(f"  total payable: £{result['pbr']['total']:,.2f}")
+
+
+@click.command("contracts")
+@HOME_OPTION
+@JSON_OPTION
+def list_contracts(home, as_json) -> None:
+    """List the contracts in the database."""
+    from sqlmodel import select
+
+    from cjmonitor.db import session_scope
+    from contracts.models import Contract
+
+    with session_scope(_settings(home)) as session:
+        rows = [c.model_dump(mode="json") for c in session.exec(select(Contract).order_by(Contract.id)).all()]
+    if as_json:
+        _echo_json(rows)
+    else:
+        for row in rows:
+            click.echo(f"{row['id']:<16} {row['provider_id']:<28} {row['name']}")
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -204,5 +323,3 @@ def targets_command(home, contract_id, as_json):
     for v in result["variations"] or [{"effective_date": "-", "kind": "none", "measure_code": None, "description": ""}]:
         click.echo(f"  {v['effective_date']} {v['kind']} {v['measure_code'] or ''} {v['description']}")
 
-
-COMMANDS = [vary_command, targets_command, funnel_command, breakdowns_command, value_command]

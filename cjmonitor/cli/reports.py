@@ -86,6 +86,3 @@ def bundle(home, provider_id, period, as_json):
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(f"{len(result['documents'])} scorecards for {provider_id}, {period}: {result['zip']}")
-
-
-COMMANDS = [pack, report, bundle]
