@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import click
 
@@ -60,7 +59,21 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _check_period(period: str | None) -> str | None:
-    if period is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
-        raise click.BadParameter(f"{period!r} is not a month written YYYY-MM", param_hint="--period")
-    return period
+def require_judged_month(settings, period: str, option: str = "--period", **scope) -> None:
+    """The month must have judged KPIs (for the contract or area): the same check for every command.
+
+    A contract or area that does not exist is refused first; see :func:`cjmonitor.period.require_judged`.
+    """
+    from cjmonitor.db import session_scope
+    from cjmonitor.errors import NotFoundError
+    from cjmonitor.migrate import ensure_schema
+    from cjmonitor.period import require_judged
+    from contracts.models import Area, Contract
+
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        if scope.get("contract_id") and session.get(Contract, scope["contract_id"]) is None:
+            raise NotFoundError(f"no contract '{scope['contract_id']}': `cjmonitor contracts` lists them")
+        if scope.get("area_code") and session.get(Area, scope["area_code"]) is None:
+            raise NotFoundError(f"no area '{scope['area_code']}': `cjmonitor contracts` lists the areas")
+        require_judged(session, period, option=option, **scope)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _check_period, _echo_json, _settings
+from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _echo_json, _settings, require_judged_month
 from cjmonitor.period import PERIOD, require_judged
 
 if TYPE_CHECKING:
@@ -87,7 +87,6 @@ def credits(home, contract_id, period, as_json) -> None:
     from cjmonitor.migrate import ensure_schema
     from contracts.credits import statement
 
-    _check_period(period)
     settings = _settings(home)
     ensure_schema(settings)
     with session_scope(settings) as session:
@@ -143,19 +142,17 @@ def _pct(value) -> str:
 @click.command("funnel")
 @HOME_OPTION
 @click.option("--measure", "measure_code", required=True, help="KPI code, e.g. ttg_settled_accommodation.")
-@click.option("--period", required=True, help="Last month of the window, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Last month of the window, YYYY-MM.")
 @click.option("--months", default=12, show_default=True, type=click.IntRange(1, 60), help="Months pooled.")
 @JSON_OPTION
 def funnel_command(home, measure_code, period, months, as_json):
     """Every area's rate of a KPI against the national rate, with 95% and 99.8% funnel limits by volume."""
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.migrate import ensure_schema
     from contracts.benchmark import funnel
 
-    _check_period(period)
     settings = _settings(home)
-    ensure_schema(settings)
+    require_judged_month(settings, period)
     with session_scope(settings) as session:
         frame = funnel(session, measure_code, period, months=months)
     if frame.empty:
@@ -177,7 +174,7 @@ def funnel_command(home, measure_code, period, months, as_json):
 @HOME_OPTION
 @click.option("--measure", "measure_code", required=True,
               help="crc_orders_completed, crc_plan_15wd or reo_binary_12m.")
-@click.option("--period", required=True, help="Last month of the window, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Last month of the window, YYYY-MM.")
 @click.option("--area", "area_code", default=None, help="Only this area (ONS code).")
 @click.option("--contract", "contract_id", default=None, help="Only this contract.")
 @click.option("--months", default=12, show_default=True, type=click.IntRange(1, 60), help="Months pooled.")
@@ -189,12 +186,10 @@ def breakdowns_command(home, measure_code, period, area_code, contract_id, month
     """
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.migrate import ensure_schema
     from contracts.benchmark import breakdowns
 
-    _check_period(period)
     settings = _settings(home)
-    ensure_schema(settings)
+    require_judged_month(settings, period, contract_id=contract_id, area_code=area_code)
     with session_scope(settings) as session:
         frame = breakdowns(session, measure_code, period, alpha=settings.alpha, months=months,
                            contract_ids=[contract_id] if contract_id else None, area_code=area_code)
@@ -254,7 +249,7 @@ def value_command(home, area_code, contract_id, as_json):
 @click.command("vary")
 @HOME_OPTION
 @click.option("--contract", "contract_id", required=True, help="Contract id, e.g. CRC-E23000005.")
-@click.option("--from", "effective", required=True, help="First month under the new terms, YYYY-MM.")
+@click.option("--from", "effective", required=True, type=PERIOD, help="First month under the new terms, YYYY-MM.")
 @click.option("--kind", default="renegotiation", show_default=True,
               type=click.Choice(["renegotiation", "new_provider", "service_redesign", "rollout", "other"]))
 @click.option("--description", required=True, help="What changed, in plain words (shown in the evidence pack).")
@@ -277,7 +272,6 @@ def vary_command(home, contract_id, effective, kind, description, measure_code, 
     from cjmonitor.migrate import ensure_schema
     from contracts.variations import NewTerms, record_variation
 
-    _check_period(effective)
     settings = _settings(home)
     ensure_schema(settings)
     year, month = (int(x) for x in effective.split("-"))

@@ -6,12 +6,13 @@ import sys
 
 import click
 
-from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _check_period, _echo_json, _settings
+from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _echo_json, _settings, require_judged_month
+from cjmonitor.period import PERIOD
 
 
 @click.command()
 @HOME_OPTION
-@click.option("--period", required=True, help="Month, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
 @click.option("--dry-run", is_flag=True, help="Show who would get what; send nothing.")
 @click.option("--resend", is_flag=True, help="Send again even to recipients who already had this period.")
 @JSON_OPTION
@@ -23,9 +24,9 @@ def distribute(home, period, dry_run, resend, as_json) -> None:
     from cjmonitor.distribute import distribute as run_distribute
     from cjmonitor.migrate import ensure_schema
 
-    _check_period(period)
     settings = _settings(home)
     ensure_schema(settings)
+    require_judged_month(settings, period)
     result = run_distribute(settings, period, dry_run=dry_run, resend=resend)
     if as_json:
         _echo_json(result)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import click
 
-from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, QUIET_OPTION, _check_period, _echo_json, _settings
+from cjmonitor.cli.common import (
+    HOME_OPTION,
+    JSON_OPTION,
+    QUIET_OPTION,
+    _echo_json,
+    _settings,
+    require_judged_month,
+)
+from cjmonitor.period import PERIOD
 
 
 @click.command()
 @HOME_OPTION
-@click.option("--period", default=None, help="Month to render, YYYY-MM (default: the latest judged month).")
+@click.option("--period", default=None, type=PERIOD, help="Month to render, YYYY-MM (default: the latest judged month).")
 @click.option("--contract", "contracts", multiple=True, help="Only this contract (repeatable).")
 @JSON_OPTION
 @QUIET_OPTION
@@ -19,7 +27,6 @@ def run(home, period, contracts, as_json) -> None:
     from cjmonitor.pipeline import ingest as run_ingest
 
     settings = _settings(home)
-    _check_period(period)
     summary = run_ingest(settings)
     kpis = derive(settings)
     judged = judge(settings)
@@ -36,7 +43,7 @@ def run(home, period, contracts, as_json) -> None:
 
 @click.command()
 @HOME_OPTION
-@click.option("--period", default=None, help="Month to render, YYYY-MM (default: the latest judged month).")
+@click.option("--period", default=None, type=PERIOD, help="Month to render, YYYY-MM (default: the latest judged month).")
 @click.option("--contract", "contracts", multiple=True, help="Only this contract (repeatable).")
 @JSON_OPTION
 @QUIET_OPTION
@@ -44,8 +51,10 @@ def render(home, period, contracts, as_json) -> None:
     """Render provider scorecards and the index from what is already judged."""
     from cjmonitor.pipeline import render as run_render
 
-    _check_period(period)
-    rendered = run_render(_settings(home), period, list(contracts) or None)
+    settings = _settings(home)
+    if period is not None:
+        require_judged_month(settings, period)
+    rendered = run_render(settings, period, list(contracts) or None)
     if as_json:
         _echo_json(rendered)
     else:

@@ -9,12 +9,12 @@ import click
 from cjmonitor.cli.common import (
     HOME_OPTION,
     JSON_OPTION,
-    _check_period,
     _count,
     _echo_json,
     _Group,
     _settings,
 )
+from cjmonitor.period import PERIOD
 
 
 @click.group(cls=_Group)
@@ -24,7 +24,7 @@ def returns() -> None:
 
 @returns.command("list")
 @HOME_OPTION
-@click.option("--period", default=None, help="Only this month, YYYY-MM.")
+@click.option("--period", default=None, type=PERIOD, help="Only this month, YYYY-MM.")
 @click.option("--provider", default=None, help="Only this provider.")
 @click.option("--status", "status", type=click.Choice(["accepted", "rejected"]), default=None)
 @JSON_OPTION
@@ -36,7 +36,6 @@ def returns_list(home, period, provider, status, as_json) -> None:
     from cjmonitor.migrate import ensure_schema
     from contracts.models import Submission
 
-    _check_period(period)
     settings = _settings(home)
     ensure_schema(settings)
     with session_scope(settings) as session:
@@ -161,7 +160,7 @@ def returns_mapping(home, path, return_type, provider, as_json) -> None:
 
 @returns.command("status")
 @HOME_OPTION
-@click.option("--period", required=True, help="Month, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
 @JSON_OPTION
 def returns_status(home, period, as_json) -> None:
     """Expected returns for a month: accepted, quarantined, late, missing, per provider."""
@@ -169,7 +168,6 @@ def returns_status(home, period, as_json) -> None:
     from cjmonitor.migrate import ensure_schema
     from contracts.status import return_status
 
-    _check_period(period)
     settings = _settings(home)
     ensure_schema(settings)
     with session_scope(settings) as session:

@@ -9,13 +9,14 @@ import click
 
 from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, QUIET_OPTION, _echo_json, _settings
 from cjmonitor.cli.specs import _declared_services
+from cjmonitor.period import PERIOD
 
 WORLD_OPTIONS = [
     click.option("--areas", type=click.IntRange(1, 42), default=42, show_default=True, help="Number of areas (at least 5)."),
     click.option("--months", type=int, default=36, show_default=True, help="Months of returns (24-120)."),
     click.option("--seed", type=int, default=20231, show_default=True, help="Random seed: same seed, same bytes."),
     click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplies caseloads (for benchmarks)."),
-    click.option("--start", default="2023-01", show_default=True, help="First month, YYYY-MM."),
+    click.option("--start", default="2023-01", type=PERIOD, show_default=True, help="First month, YYYY-MM."),
 ]
 
 
