@@ -175,7 +175,7 @@ def test_without_a_sources_file_the_drop_folder_takes_everyone(tmp_path):
 @pytest.mark.parametrize("text", ["", "# nothing configured yet\n# [[source]]\n# name = \"drop\"\n"])
 def test_a_sources_file_of_only_comments_means_the_drop_folder(tmp_path, text):
     """The sources.toml `cjmonitor init` writes (comments only) takes every provider through var/drop, as it says."""
-    from cjmonitor.cli_register import SOURCES_TEMPLATE
+    from cjmonitor.cli.register import SOURCES_TEMPLATE
 
     for body in (text, SOURCES_TEMPLATE):
         path = tmp_path / "sources.toml"

@@ -1,7 +1,7 @@
 """Start-up stays light: `cjmonitor --help` must not pay for pandas, scipy and statsmodels.
 
 Every command, test subprocess and Airflow task process imports ``cjmonitor.cli``; the heavy stack is
-imported inside the commands that use it (see the top of cjmonitor/cli.py).
+imported inside the commands that use it (see the top of cjmonitor/cli/__init__.py).
 """
 
 from __future__ import annotations

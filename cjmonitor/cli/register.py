@@ -6,12 +6,12 @@ Heavy imports (pydantic models, openpyxl) stay inside the commands so `cjmonitor
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import click
 
-from cjmonitor.cli import HOME_OPTION, JSON_OPTION, _Group, _settings
+from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _Group, _settings
+from cjmonitor.period import PERIOD
 
 REGISTER_TEMPLATE = """\
 # cjmonitor register: everything your office maintains, in one file.
@@ -130,13 +130,11 @@ def _effective(value: str | None):
 
     if value is None:
         return None
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
-        raise click.BadParameter(f"{value!r} is not a month written YYYY-MM", param_hint="--effective")
     year, month = (int(x) for x in value.split("-"))
     return date(year, month, 1)
 
 
-EFFECTIVE_OPTION = click.option("--effective", default=None, metavar="YYYY-MM",
+EFFECTIVE_OPTION = click.option("--effective", default=None, type=PERIOD,
                                 help="First month under changed terms (default: the current month).")
 
 
@@ -270,6 +268,3 @@ def areas_command(as_json) -> None:
         return
     for area in AREAS:
         click.echo(f"{area.code}  {area.name:<30} {area.region:<26} {area.commissioner_type}")
-
-
-COMMANDS = [init_command, register_group, frameworks_command, areas_command]

@@ -193,6 +193,3 @@ def mde_command(n_treated, n_control, base_rate, power, alpha, as_json):
     from outcomes.power import mde_two_proportions
 
     _emit(mde_two_proportions(n_treated, n_control, base_rate, alpha=alpha, power=power), as_json)
-
-
-COMMANDS = [match_command, ipw_command, did_command, synth_command, mde_command]

@@ -1,4 +1,4 @@
-"""Contract managers' and analysts' commands: `vary`, `targets`, `funnel`, `breakdowns` and `value`."""
+"""Contract commands: ``scorecard``, ``credits``, ``contracts``, ``vary``, ``targets``, ``funnel``, ``breakdowns``, ``value``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,128 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cjmonitor.cli import HOME_OPTION, JSON_OPTION, _check_period, _settings
+from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _echo_json, _settings, require_judged_month
+from cjmonitor.period import PERIOD, require_judged
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+@click.command()
+@HOME_OPTION
+@click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
+@JSON_OPTION
+def scorecard(home, contract_id, period, as_json) -> None:
+    """The judged KPIs of one contract for one month: value, target, RAG, verdict, interval, SPC signals."""
+    from sqlmodel import select
+
+    from cjmonitor.db import session_scope
+    from cjmonitor.errors import NotFoundError
+    from cjmonitor.migrate import ensure_schema
+    from contracts.actions import format_value  # noqa: F401
+    from contracts.models import Contract, Judgement
+    from reports.scorecard import METHOD_NAMES
+    from reports.views import build_scorecard_view
+
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        if session.get(Contract, contract_id) is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        if not session.exec(select(Judgement.id).where(Judgement.contract_id == contract_id,
+                                                       Judgement.period == period)).first():
+            require_judged(session, period, contract_id=contract_id)
+        # The same view the scorecard document is rendered from (reports.views).
+        result = build_scorecard_view(session, contract_id, period, settings.alpha).to_dict()
+    measures, evidence = result["measures"], result["evidence"]
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{result['name']} ({contract_id}), {period}")
+    for m in measures:
+        value = format_value(m["value"], m["unit"])
+        interval = "" if m["ci_low"] is None else f"({format_value(m['ci_low'], m['unit'])} to {format_value(m['ci_high'], m['unit'])})"
+        spc = "; ".join(m["spc_signals"]) or m["spc_variation"] or ""
+        name = m["name"] + (" *" if m["source"] == "provider_reported" else "")
+        click.echo(f"  {name:<58} {value:>7} {interval:<16} target {format_value(m['target'], m['unit'], 0)}  {m['rag']:<6} "
+                   f"{m['verdict']:<20} {spc}")
+    if any(m["source"] == "provider_reported" for m in measures):
+        click.echo("  * reported by the provider as an aggregate, not derived from person-level records")
+    click.echo("Rolling windows (months pooled, judged against the target in force now):")
+    for m in measures:
+        parts = []
+        for window, pooled_row in m["rolling"].items():
+            value = format_value(pooled_row["value"], m["unit"])
+            parts.append(f"{window} to {period}: {value} {pooled_row['rag']}, {pooled_row['verdict']}")
+        click.echo(f"  {m['name']:<58} {'; '.join(parts)}")
+    missed = [m["name"] for m in measures if m["verdict"] == "not met"]
+    click.echo(f"Missed beyond sampling noise: {', '.join(missed) if missed else 'none'}.")
+    click.echo(f"Service credits due this month: £{result['service_credits_due']:,.2f} "
+               f"(`cjmonitor credits` shows the working); payment by results payable: £{result['pbr_payable']:,.2f}.")
+    if evidence:
+        click.echo("Outcome evidence:")
+        for item in evidence:
+            method = METHOD_NAMES.get(item["method"], item["method"])
+            click.echo(f"  {method}, {item['measure_code']} ({item['cohort'] or ''}): {item['sentence']}")
+    click.echo("What to do:")
+    for action in result["actions"]:
+        click.echo(f"  - {action}")
+
+
+@click.command()
+@HOME_OPTION
+@click.option("--contract", "contract_id", required=True, help="Contract id, e.g. TTG-E23000005.")
+@click.option("--period", required=True, type=PERIOD, help="Month, YYYY-MM.")
+@JSON_OPTION
+def credits(home, contract_id, period, as_json) -> None:
+    """Service credits due for a month (after the quarterly cap) and payment by results, with the working."""
+    from cjmonitor.db import session_scope
+    from cjmonitor.migrate import ensure_schema
+    from contracts.credits import statement
+
+    settings = _settings(home)
+    ensure_schema(settings)
+    with session_scope(settings) as session:
+        from cjmonitor.errors import NotFoundError
+        from contracts.models import Contract
+
+        if session.get(Contract, contract_id) is None:
+            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+        require_judged(session, period, contract_id=contract_id)
+        result = statement(session, contract_id, period).to_dict()
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{contract_id}, {period}: monthly fee £{result['monthly_fee_gbp']:,.2f}")
+    click.echo("Service credits")
+    for line in result["service_credits"]["lines"]:
+        click.echo(f"  {line['name']:<58} {line['rag']:<8} £{line['amount']:>10,.2f}  {line['working']}")
+    click.echo(f"  {result['service_credits']['cap']['working']}")
+    click.echo(f"  total due: £{result['service_credits']['total']:,.2f}")
+    click.echo("Payment by results")
+    for line in result["pbr"]["lines"]:
+        click.echo(f"  {line['working']}")
+    click.echo(f"  total payable: £{result['pbr']['total']:,.2f}")
+
+
+@click.command("contracts")
+@HOME_OPTION
+@JSON_OPTION
+def list_contracts(home, as_json) -> None:
+    """List the contracts in the database."""
+    from sqlmodel import select
+
+    from cjmonitor.db import session_scope
+    from contracts.models import Contract
+
+    with session_scope(_settings(home)) as session:
+        rows = [c.model_dump(mode="json") for c in session.exec(select(Contract).order_by(Contract.id)).all()]
+    if as_json:
+        _echo_json(rows)
+    else:
+        for row in rows:
+            click.echo(f"{row['id']:<16} {row['provider_id']:<28} {row['name']}")
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -24,19 +142,17 @@ def _pct(value) -> str:
 @click.command("funnel")
 @HOME_OPTION
 @click.option("--measure", "measure_code", required=True, help="KPI code, e.g. ttg_settled_accommodation.")
-@click.option("--period", required=True, help="Last month of the window, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Last month of the window, YYYY-MM.")
 @click.option("--months", default=12, show_default=True, type=click.IntRange(1, 60), help="Months pooled.")
 @JSON_OPTION
 def funnel_command(home, measure_code, period, months, as_json):
     """Every area's rate of a KPI against the national rate, with 95% and 99.8% funnel limits by volume."""
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.migrate import ensure_schema
     from contracts.benchmark import funnel
 
-    _check_period(period)
     settings = _settings(home)
-    ensure_schema(settings)
+    require_judged_month(settings, period)
     with session_scope(settings) as session:
         frame = funnel(session, measure_code, period, months=months)
     if frame.empty:
@@ -58,7 +174,7 @@ def funnel_command(home, measure_code, period, months, as_json):
 @HOME_OPTION
 @click.option("--measure", "measure_code", required=True,
               help="crc_orders_completed, crc_plan_15wd or reo_binary_12m.")
-@click.option("--period", required=True, help="Last month of the window, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Last month of the window, YYYY-MM.")
 @click.option("--area", "area_code", default=None, help="Only this area (ONS code).")
 @click.option("--contract", "contract_id", default=None, help="Only this contract.")
 @click.option("--months", default=12, show_default=True, type=click.IntRange(1, 60), help="Months pooled.")
@@ -70,12 +186,10 @@ def breakdowns_command(home, measure_code, period, area_code, contract_id, month
     """
     from cjmonitor.db import session_scope
     from cjmonitor.errors import NotFoundError
-    from cjmonitor.migrate import ensure_schema
     from contracts.benchmark import breakdowns
 
-    _check_period(period)
     settings = _settings(home)
-    ensure_schema(settings)
+    require_judged_month(settings, period, contract_id=contract_id, area_code=area_code)
     with session_scope(settings) as session:
         frame = breakdowns(session, measure_code, period, alpha=settings.alpha, months=months,
                            contract_ids=[contract_id] if contract_id else None, area_code=area_code)
@@ -135,7 +249,7 @@ def value_command(home, area_code, contract_id, as_json):
 @click.command("vary")
 @HOME_OPTION
 @click.option("--contract", "contract_id", required=True, help="Contract id, e.g. CRC-E23000005.")
-@click.option("--from", "effective", required=True, help="First month under the new terms, YYYY-MM.")
+@click.option("--from", "effective", required=True, type=PERIOD, help="First month under the new terms, YYYY-MM.")
 @click.option("--kind", default="renegotiation", show_default=True,
               type=click.Choice(["renegotiation", "new_provider", "service_redesign", "rollout", "other"]))
 @click.option("--description", required=True, help="What changed, in plain words (shown in the evidence pack).")
@@ -158,7 +272,6 @@ def vary_command(home, contract_id, effective, kind, description, measure_code, 
     from cjmonitor.migrate import ensure_schema
     from contracts.variations import NewTerms, record_variation
 
-    _check_period(effective)
     settings = _settings(home)
     ensure_schema(settings)
     year, month = (int(x) for x in effective.split("-"))
@@ -204,5 +317,3 @@ def targets_command(home, contract_id, as_json):
     for v in result["variations"] or [{"effective_date": "-", "kind": "none", "measure_code": None, "description": ""}]:
         click.echo(f"  {v['effective_date']} {v['kind']} {v['measure_code'] or ''} {v['description']}")
 
-
-COMMANDS = [vary_command, targets_command, funnel_command, breakdowns_command, value_command]

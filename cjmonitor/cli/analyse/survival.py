@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import click
 
-from cjmonitor.cli_groups import ALPHA_OPTION, CSV_OPTION, JSON_OPTION, _emit, _quietly, _read_csv, _split
+from cjmonitor.cli.analyse.groups import (
+    ALPHA_OPTION,
+    CSV_OPTION,
+    JSON_OPTION,
+    _emit,
+    _quietly,
+    _read_csv,
+    _split,
+)
 
 
 @click.command("survival")
@@ -32,6 +40,3 @@ def survival_command(csv_path, duration, event, treatment, covariates, use_match
     result = _quietly(time_to_reoffence, frame, duration, event, treatment, covariates=covs, match=use_match,
                       horizon=horizon, time_unit=time_unit, alpha=alpha)
     _emit(result, as_json)
-
-
-COMMANDS = [survival_command]

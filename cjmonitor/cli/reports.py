@@ -6,24 +6,8 @@ import json
 
 import click
 
+from cjmonitor.cli.common import require_judged_month
 from cjmonitor.period import PERIOD
-
-
-def _require(settings, period: str, option: str, **scope) -> None:
-    """The month must have judged KPIs (for the contract or area): the same check as every command's."""
-    from cjmonitor.db import session_scope
-    from cjmonitor.errors import NotFoundError
-    from cjmonitor.period import require_judged
-    from cjmonitor.pipeline import ensure_schema
-    from contracts.models import Area, Contract
-
-    ensure_schema(settings)
-    with session_scope(settings) as session:
-        if scope.get("contract_id") and session.get(Contract, scope["contract_id"]) is None:
-            raise NotFoundError(f"no contract '{scope['contract_id']}': `cjmonitor contracts` lists them")
-        if scope.get("area_code") and session.get(Area, scope["area_code"]) is None:
-            raise NotFoundError(f"no area '{scope['area_code']}': `cjmonitor contracts` lists the areas")
-        require_judged(session, period, option=option, **scope)
 
 
 @click.command("pack")
@@ -39,7 +23,7 @@ def pack(home, contract_id, as_of, as_json):
 
     settings = get_settings(home)
     if as_of is not None:
-        _require(settings, as_of, "--as-of", contract_id=contract_id)
+        require_judged_month(settings, as_of, "--as-of", contract_id=contract_id)
     result = pipeline.evidence_pack(settings, contract_id, as_of)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -63,7 +47,7 @@ def monthly(home, area_code, period, as_json):
     from cjmonitor.settings import get_settings
 
     settings = get_settings(home)
-    _require(settings, period, "--period", area_code=area_code)
+    require_judged_month(settings, period, "--period", area_code=area_code)
     result = pipeline.monthly_report(settings, area_code, period)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -81,11 +65,10 @@ def bundle(home, provider_id, period, as_json):
     from cjmonitor import pipeline
     from cjmonitor.settings import get_settings
 
-    result = pipeline.provider_bundle(get_settings(home), provider_id, period)
+    settings = get_settings(home)
+    require_judged_month(settings, period)
+    result = pipeline.provider_bundle(settings, provider_id, period)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(f"{len(result['documents'])} scorecards for {provider_id}, {period}: {result['zip']}")
-
-
-COMMANDS = [pack, report, bundle]

@@ -78,6 +78,3 @@ def spc_command(csv_path, time_column, value_column, denominator, chart, improve
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(result.summary())
-
-
-COMMANDS = [spc_command]

@@ -71,6 +71,3 @@ def its_command(csv_path, time_column, outcome, interventions, family, offset, d
         click.echo(json.dumps(out, indent=2))
     else:
         click.echo(result.summary())
-
-
-COMMANDS = [its_command]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from cjmonitor.cli import HOME_OPTION, JSON_OPTION, _check_period, _settings
+from cjmonitor.cli.common import HOME_OPTION, JSON_OPTION, _settings, require_judged_month
+from cjmonitor.period import PERIOD
 
 
 def _labels() -> dict[tuple[str, str], str]:
@@ -121,7 +122,7 @@ def _fmt(value, percent: bool = False) -> str:
 @click.command("pathway")
 @HOME_OPTION
 @click.option("--area", "area_code", required=True, help="ONS code of the area, e.g. E23000039.")
-@click.option("--period", required=True, help="Last month of the window, YYYY-MM.")
+@click.option("--period", required=True, type=PERIOD, help="Last month of the window, YYYY-MM.")
 @click.option("--months", default=3, show_default=True, type=click.IntRange(1, 24), help="Months in the window.")
 @JSON_OPTION
 def pathway_command(home, area_code, period, months, as_json):
@@ -130,7 +131,6 @@ def pathway_command(home, area_code, period, months, as_json):
     from contracts.pathway import build_pathway
     from reports.pathway import published_pathway
 
-    _check_period(period)
     settings = _settings(home)
     frame = _read(settings, breakdowns=True)
     view = build_pathway(frame, area_code, period, months=months)
@@ -180,30 +180,17 @@ def links_command(home, area_code, alpha, as_json):
 @click.command("lcjb")
 @HOME_OPTION
 @click.option("--area", "area_code", required=True, help="ONS code of the area, e.g. E23000005.")
-@click.option("--period", required=True, help="The quarter's last month, YYYY-MM (03, 06, 09 or 12).")
+@click.option("--period", required=True, type=PERIOD, help="The quarter's last month, YYYY-MM (03, 06, 09 or 12).")
 @JSON_OPTION
 def lcjb_command(home, area_code, period, as_json):
     """Write an area's quarterly LCJB pack (whole-system view): HTML, PDF and XLSX."""
     from cjmonitor import pipeline
 
-    _check_period(period)
-    result = pipeline.lcjb_pack(_settings(home), area_code, period)
+    settings = _settings(home)
+    require_judged_month(settings, period, area_code=area_code)
+    result = pipeline.lcjb_pack(settings, area_code, period)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(f"LCJB pack for {area_code}, quarter to {period}: {result['pdf']} (HTML {result['html']}, "
                    f"XLSX {result['xlsx']})")
-
-
-def _attach_report_command() -> None:
-    """`cjmonitor report lcjb`: beside `report monthly` when the reports group is in this build."""
-    try:
-        from cjmonitor.cli_reports import report
-    except ModuleNotFoundError:
-        return
-    report.add_command(lcjb_command)
-
-
-_attach_report_command()
-
-COMMANDS = [system_group, pathway_command, links_command]

@@ -1,0 +1,5 @@
+"""``python -m cjmonitor.cli``."""
+
+from cjmonitor.cli import main
+
+main()
