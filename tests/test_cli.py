@@ -58,3 +58,42 @@ def test_specs_lists_every_return_type():
     for name in ("crc_caseload", "ttg_resettlement", "em_orders", "health_referrals", "reoffending_cohort", "kpi_aggregate"):
         assert name in result.output
     assert CliRunner().invoke(cli, ["specs", "nonsense"]).exit_code == 2
+
+
+# Every command that takes a month: a misspelt month is refused by the option's type (exit 2, naming the option), and
+# a month with nothing judged (2030-01, a typo for 2020) is refused against the data, the same way everywhere,
+# before anything is written (the read-only demo home's guard fails the test if a file of it changed).
+MONTH_COMMANDS = {
+    "scorecard": (["scorecard", "--contract", "TTG-E23000005"], "--period"),
+    "credits": (["credits", "--contract", "TTG-E23000005"], "--period"),
+    "pack": (["pack", "--contract", "TTG-E23000005"], "--as-of"),
+    "report monthly": (["report", "monthly", "--area", "E23000005"], "--period"),
+    "report lcjb": (["report", "lcjb", "--area", "E23000005"], "--period"),
+    "bundle": (["bundle", "--provider", "gateway-resettlement"], "--period"),
+    "render": (["render"], "--period"),
+    "distribute": (["distribute", "--dry-run"], "--period"),
+    "funnel": (["funnel", "--measure", "crc_orders_completed"], "--period"),
+    "breakdowns": (["breakdowns", "--measure", "crc_orders_completed"], "--period"),
+}
+
+
+def _files(home):
+    """Every file of the home with its size and modification time (SQLite's -wal and -shm appear on any read)."""
+    return sorted((p.relative_to(home), p.stat().st_size, p.stat().st_mtime_ns) for p in home.rglob("*")
+                  if p.is_file() and not p.name.endswith(("-wal", "-shm")))
+
+
+@pytest.mark.parametrize("name", MONTH_COMMANDS)
+def test_every_month_option_is_checked_the_same_way(name, demo_home):
+    args, option = MONTH_COMMANDS[name]
+    before = _files(demo_home)
+    runner = CliRunner()
+    misspelt = runner.invoke(cli, [*args, "--home", str(demo_home), option, "2025-13"])
+    assert misspelt.exit_code == 2, misspelt.output
+    assert option in misspelt.output and "is not a month written YYYY-MM" in misspelt.output
+    future = runner.invoke(cli, [*args, "--home", str(demo_home), option, "2030-01"])
+    assert future.exit_code == 2, future.output
+    assert "after the latest judged month" in future.output
+    assert "judged months run from 2023-01 to 2025-12" in future.output
+    assert "Traceback" not in future.output
+    assert _files(demo_home) == before
