@@ -32,10 +32,11 @@ from contracts.models import (
     Provider,
     Submission,
 )
+from reports.artifacts import data_cut_time, format_cut, record_artifact, write_text
 from reports.charts import funnel_panels, its_chart, kpi_small_multiples
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
-from reports.scorecard import METHOD_NAMES, _record_artifact, _write, data_cut_time, format_cut, spc_icons
+from reports.scorecard import METHOD_NAMES, spc_icons
 from reports.survival_chart import km_chart
 from reports.views import EvidencePackView
 from reports.xlsx import workbook_bytes
@@ -261,8 +262,8 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     )
     paths = {"html": folder / "pack.html", "pdf": folder / "pack.pdf", "xlsx": folder / "annex.xlsx"}
     # The view the pack was rendered from, beside it (as the scorecard's JSON is).
-    _write(folder / "pack.json", json.dumps(view.to_dict(), indent=2, sort_keys=True))
-    records = [(paths["html"], _write(paths["html"], html))]
+    write_text(folder / "pack.json", json.dumps(view.to_dict(), indent=2, sort_keys=True))
+    records = [(paths["html"], write_text(paths["html"], html))]
     pdf = pdf_bytes(html, folder, created=cut)
     paths["pdf"].write_bytes(pdf)
     records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
@@ -271,6 +272,6 @@ def render_pack(session: Session, out_dir: Path, contract_id: str, as_of: str, *
     records.append((paths["xlsx"], hashlib.sha256(annex).hexdigest()))
     # Recorded last, so that a database write lock is never held while a PDF renders (parallel renderers).
     for path, digest in records:
-        _record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=path,
-                         sha=digest, contract_id=contract_id, area_code=data["area"].code)
+        record_artifact(session, kind="evidence_pack", audience="contract_manager", period=as_of, path=path,
+                        sha=digest, contract_id=contract_id, area_code=data["area"].code)
     return paths

@@ -25,9 +25,9 @@ from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.models import Area, Contract, Judgement, Office
+from reports.artifacts import data_cut_time, format_cut, record_artifact, write_text
 from reports.env import environment, month_name
 from reports.pdf import pdf_bytes
-from reports.scorecard import _record_artifact, _write, data_cut_time, format_cut
 from reports.xlsx import workbook_bytes
 
 KIND = "lcjb_pack"
@@ -286,7 +286,7 @@ def render_lcjb_pack(session: Session, out_dir: Path, area_code: str, period: st
     html = environment().get_template("lcjb_pack.html").render(**data, period_name=month_name(period),
                                                                code_version=code_version, generated_at=format_cut(cut))
     paths = {"html": folder / "lcjb.html", "pdf": folder / "lcjb.pdf", "xlsx": folder / "lcjb.xlsx"}
-    records = [(paths["html"], _write(paths["html"], html))]
+    records = [(paths["html"], write_text(paths["html"], html))]
     pdf = pdf_bytes(html, folder, created=cut)
     paths["pdf"].write_bytes(pdf)
     records.append((paths["pdf"], hashlib.sha256(pdf).hexdigest()))
@@ -312,6 +312,6 @@ def render_lcjb_pack(session: Session, out_dir: Path, area_code: str, period: st
     paths["xlsx"].write_bytes(workbook)
     records.append((paths["xlsx"], hashlib.sha256(workbook).hexdigest()))
     for path, digest in records:
-        _record_artifact(session, kind=KIND, audience="commissioner", period=period, path=path, sha=digest,
-                         area_code=area_code)
+        record_artifact(session, kind=KIND, audience="commissioner", period=period, path=path, sha=digest,
+                        area_code=area_code)
     return paths

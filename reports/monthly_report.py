@@ -22,9 +22,7 @@ from contracts.models import Area, Contract, Finding, Judgement, Provider
 from contracts.status import return_status
 from contracts.value import FREQUENCY_MEASURE, value_view
 from outcomes.proportions import wilson_interval
-from reports.artifacts import data_cut_time, format_cut
-from reports.artifacts import record_artifact as _record_artifact
-from reports.artifacts import write_text as _write
+from reports.artifacts import data_cut_time, format_cut, record_artifact, write_text
 from reports.env import environment, month_name, pct
 from reports.pdf import pdf_bytes
 from reports.scorecard import METHOD_NAMES
@@ -170,7 +168,7 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
         generated_at=format_cut(cut), matrix=matrix, matrix_link=f"../../../matrix/{area_code}/{period}/index.html")
     paths = {"html": folder / "monthly.html", "pdf": folder / "monthly.pdf", "xlsx": folder / "monthly.xlsx"}
     records = []
-    sha = _write(paths["html"], html)
+    sha = write_text(paths["html"], html)
     records.append((paths["html"], sha))
     pdf = pdf_bytes(html, folder, created=cut)
     paths["pdf"].write_bytes(pdf)
@@ -188,6 +186,6 @@ def render_monthly_report(session: Session, out_dir: Path, area_code: str, perio
     paths["xlsx"].write_bytes(workbook)
     records.append((paths["xlsx"], hashlib.sha256(workbook).hexdigest()))
     for path, digest in records:
-        _record_artifact(session, kind="monthly_report", audience="commissioner", period=period, path=path,
-                         sha=digest, area_code=area_code)
+        record_artifact(session, kind="monthly_report", audience="commissioner", period=period, path=path,
+                        sha=digest, area_code=area_code)
     return paths

@@ -10,21 +10,7 @@ from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.models import Area, Artifact, Contract, Finding, Judgement, Provider, Submission
-
-# Shared document code lives in reports.artifacts; these names stay importable from here for older callers.
-from reports.artifacts import (  # noqa: E402, F401
-    data_cut_time,
-    format_cut,
-)
-from reports.artifacts import (
-    record_artifact as _record_artifact,
-)
-from reports.artifacts import (
-    write_bytes as _write_bytes,
-)
-from reports.artifacts import (
-    write_text as _write,
-)
+from reports.artifacts import data_cut_time, format_cut, record_artifact, write_bytes, write_text
 from reports.charts import kpi_small_multiples, spc_table
 from reports.env import environment
 from reports.icons import icon_words
@@ -98,11 +84,11 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     import json
 
     # The view this document was rendered from, beside it: `cjmonitor scorecard --json` prints the same.
-    _write(path.with_suffix(".json"), json.dumps(view.to_dict(), indent=2, sort_keys=True))
-    sha = _write(path, html)
+    write_text(path.with_suffix(".json"), json.dumps(view.to_dict(), indent=2, sort_keys=True))
+    sha = write_text(path, html)
     written = [(path, sha)]
     if "pdf" in formats:
-        written.append(_write_bytes(path.with_suffix(".pdf"), pdf_bytes(html, path.parent, created=cut)))
+        written.append(write_bytes(path.with_suffix(".pdf"), pdf_bytes(html, path.parent, created=cut)))
     if "xlsx" in formats:
         judged_months = history.copy() if not history.empty else history
         if not judged_months.empty:
@@ -125,10 +111,10 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
                                           "mapping_sha256": s.mapping_sha256} for s in submissions]),
             "outcome_evidence": pd.DataFrame(evidence),
         }, created=cut)
-        written.append(_write_bytes(path.with_suffix(".xlsx"), workbook))
+        written.append(write_bytes(path.with_suffix(".xlsx"), workbook))
     for target, digest in written:
-        _record_artifact(session, kind="scorecard", audience="contract_manager", period=period, path=target, sha=digest,
-                         contract_id=contract_id, area_code=area.code)
+        record_artifact(session, kind="scorecard", audience="contract_manager", period=period, path=target, sha=digest,
+                        contract_id=contract_id, area_code=area.code)
     return path
 
 
@@ -322,10 +308,10 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
     # The site is out/ itself: index.html is the latest period rendered, index-YYYY-MM.html each period, all
     # in one folder so that every link is relative and works from the file system or any static server.
     dated = out_dir / f"index-{period}.html"
-    _record_artifact(session, kind="index", audience="all", period=period, path=dated, sha=_write(dated, html))
+    record_artifact(session, kind="index", audience="all", period=period, path=dated, sha=write_text(dated, html))
     path = out_dir / "index.html"
     latest = max(month for month, _ in _index_pages(out_dir, period))
     if period >= latest or not path.exists():
-        sha = _write(path, html)
-        _record_artifact(session, kind="index", audience="all", period=period, path=path, sha=sha)
+        sha = write_text(path, html)
+        record_artifact(session, kind="index", audience="all", period=period, path=path, sha=sha)
     return path
