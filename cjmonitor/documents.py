@@ -37,6 +37,7 @@ class RenderResult:
     wall_seconds: float = 0.0
     workers: int = 1
     index: str = ""
+    index_seconds: float = 0.0  # the index page with the area and national matrices, after the documents
 
     def files(self) -> int:
         return sum(len(paths) for paths in self.documents.values())
@@ -157,11 +158,14 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
                 documents[kind] += paths
                 seconds[kind].append(took)
                 cpu[kind].append(used)
+    index_started = time.perf_counter()
     index = render_index_page(settings, period)
     wall = time.perf_counter() - started
+    index_seconds = time.perf_counter() - index_started
     log.info("rendered %d documents for %s in %.1f s with %d processes", sum(map(len, documents.values())), period, wall, workers)
     return RenderResult(period=period, documents={k: sorted(v) for k, v in documents.items()}, task_seconds=seconds,
-                        task_cpu_seconds=cpu, wall_seconds=wall, workers=workers, index=index)
+                        task_cpu_seconds=cpu, wall_seconds=wall, workers=workers, index=index,
+                        index_seconds=index_seconds)
 
 
 def render_index_page(settings: Settings, period: str) -> str:

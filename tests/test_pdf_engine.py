@@ -5,6 +5,7 @@ processes are closed when the workers finish."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -81,26 +82,53 @@ def test_engine_errors_are_user_errors_the_cli_prints_without_a_traceback():
     assert issubclass(pdf.PdfEngineError, USER_ERRORS)
 
 
-def _print_in_worker(_: int) -> bool:
-    return pdf.pdf_bytes(DOCUMENT, None).startswith(b"%PDF")
+def _browsers() -> dict[int, int]:
+    """Live Chromium browser processes (not their renderers or helpers) with their parents' ids."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,stat=,args="], capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in out.splitlines():
+        pid, ppid, stat, args = line.split(None, 3)
+        if "chromium" in args and "--type=" not in args and "crashpad" not in args and not stat.startswith("Z"):
+            found[int(pid)] = int(ppid)
+    return found
 
 
-def _browsers() -> set[int]:
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
-    return {int(line.split()[0]) for line in out.splitlines()
-            if "chromium" in line and "--type=" not in line and "crashpad" not in line}
+def _descendants(root: int) -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        pid, ppid = map(int, line.split())
+        children.setdefault(ppid, []).append(pid)
+    seen, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def _print_in_worker(_: int) -> list[int]:
+    """Prints in a pool worker; returns the browsers this worker started (its descendants), for the parent to watch.
+
+    Only these are watched: other tests (another xdist worker, an Airflow task) start browsers of their own."""
+    assert pdf.pdf_bytes(DOCUMENT, None).startswith(b"%PDF")
+    mine = _descendants(os.getpid())
+    return sorted(pid for pid in _browsers() if pid in mine)
 
 
 def test_forked_workers_start_and_close_their_own_browsers(monkeypatch):
     monkeypatch.setenv("CJMONITOR_PDF_ENGINE", "chromium")
     pdf.pdf_bytes(DOCUMENT, None)  # this process's browser exists before the fork
-    before = _browsers()
+    parents = {pid for pid, _ in _browsers().items() if pid in _descendants(os.getpid())}
+    assert parents, "this process's browser was not found"
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
-        assert all(pool.map(_print_in_worker, range(4)))
+        started = set().union(*pool.map(_print_in_worker, range(4)))
+    assert started and not started & parents, "each worker starts its own browser, never the parent's"
     deadline = time.monotonic() + 15
-    while _browsers() - before and time.monotonic() < deadline:
+    while started & set(_browsers()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _browsers() - before, "a worker's browser outlived the worker"
+    assert not started & set(_browsers()), "a worker's browser outlived the worker"
     assert pdf.pdf_bytes(DOCUMENT, None).startswith(b"%PDF")  # the parent's browser still works
     pdf.close_browser()
 
