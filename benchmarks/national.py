@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_SECONDS = 600
-STAGES = ["list_providers", "ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "list_contracts",
-          "render_scorecard", "list_areas", "render_area_report", "render_index"]
+STAGES = ["list_providers", "ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "list_areas",
+          "render_area", "render_index"]
 
 
 def _peak_rss_mb() -> float:
@@ -106,10 +106,8 @@ def phase_baseline(home: Path, period: str) -> dict:
     timed("derive_kpis", lambda: pipeline.derive(settings))
     timed("judge_kpis", lambda: pipeline.judge(settings))
     timed("analyse_outcomes", lambda: pipeline.analyse(settings))
-    for contract_id in timed("list_contracts", lambda: pipeline.contract_ids(settings)):
-        timed("render_scorecard", lambda c=contract_id: pipeline.render_contract(settings, c, period))
     for area_code in timed("list_areas", lambda: pipeline.area_codes(settings)):
-        timed("render_area_report", lambda a=area_code: pipeline.monthly_report(settings, a, period))
+        timed("render_area", lambda a=area_code: pipeline.render_area(settings, a, period, echo=lambda _line: None))
     timed("render_index", lambda: pipeline.render_index_only(settings, period))
     return {"seconds": round(time.perf_counter() - started, 1), "stages": stages, "accepted_this_month": accepted,
             "peak_rss_mb": _peak_rss_mb()}

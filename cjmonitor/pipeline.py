@@ -380,6 +380,52 @@ def provider_bundle(settings: Settings, provider_id: str, period: str) -> dict:
             "documents": [{"contract_id": d["contract_id"], "kind": d["kind"]} for d in documents]}
 
 
+def render_area(settings: Settings, area_code: str, period: str, echo=print) -> dict:
+    """Every document of one area for ``period``, one after another in this process: each contract's scorecard,
+    the area's monthly report and, in a quarter's last month, its LCJB pack (the monthly DAG's one task per area).
+
+    One task per area rather than per document: each Airflow task process pays for importing the app and
+    starting a browser, which per contract was most of the cost. Each document is named through ``echo`` (the
+    task's log) with its time. A document that fails does not stop the others; the area then fails, naming them.
+    """
+    import time
+
+    from cjmonitor.documents import render_one
+    from reports.lcjb import is_quarter_end, system_index
+
+    with session_scope(settings) as session:
+        if session.get(Area, area_code) is None:
+            raise NotFoundError(f"no area '{area_code}': use an ONS code such as E23000005")
+        contracts = list(session.exec(select(Contract.id).where(Contract.area_code == area_code)
+                                      .order_by(Contract.id)).all())
+        lcjb = is_quarter_end(period) and area_code in system_index(session).area_set
+    tasks = [("scorecard", c) for c in contracts] + [("monthly_report", area_code)]
+    if lcjb:
+        tasks.append(("lcjb_pack", area_code))
+    elif is_quarter_end(period):
+        # An office that sends no whole-system returns gets no LCJB pack, and its monthly run still succeeds.
+        echo(f"lcjb_pack {area_code}: not rendered, no system measures are stored for the area "
+             "(drop the cjs_system_measures returns: docs/system-measures.md)")
+    started = time.perf_counter()
+    written: dict[str, list[str]] = {}
+    failed: list[str] = []
+    cache: dict = {}
+    for kind, key in tasks:
+        try:
+            _kind, paths, seconds, _cpu = render_one(settings, kind, key, period, cache=cache)
+        except Exception as exc:  # noqa: BLE001 - named below and re-raised as the area's failure
+            log.exception("%s %s for %s failed", kind, key, period)
+            failed.append(f"{kind} {key}: {type(exc).__name__}: {exc}")
+            continue
+        written.setdefault(kind, []).extend(paths)
+        echo(f"{kind} {key}: {paths[0]} ({seconds:.1f} s)")
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(tasks)} documents of {area_code} for {period} failed: "
+                           + "; ".join(failed))
+    echo(f"{area_code} {period}: {len(tasks)} documents in {time.perf_counter() - started:.1f} s")
+    return {"area_code": area_code, "period": period, "documents": written}
+
+
 def render_index_only(settings: Settings, period: str) -> str:
     """The front page for ``period`` (see ``cjmonitor.documents.render_index_page``)."""
     from cjmonitor.documents import render_index_page

@@ -1,10 +1,11 @@
 """cjmonitor_monthly: ingest -> derive -> judge -> analyse -> scorecards and area reports -> distribute, once a month after the returns deadline.
 
-In a quarter's last month each area's LCJB pack (the whole-system view) is rendered too, one mapped task per area.
+Rendering is one mapped task per area: each contract's scorecard, the area's monthly report and, in a quarter's
+last month, its LCJB pack (the whole-system view), each document named in the task's log.
 
 Thin by design: each task calls one ``cjmonitor.pipeline`` step and passes IDs
-(provider, contract, period), never data. Ingest is mapped per provider and
-rendering per contract, so operators see each one in the grid. Every step is
+(provider, area, period), never data. Ingest is mapped per provider and
+rendering per area, so operators see each one in the grid. Every step is
 idempotent, so reruns and backfills are safe. Settings come from the
 environment (``CJMONITOR_HOME``, ``CJMONITOR_DATABASE_URL``).
 """
@@ -126,52 +127,29 @@ def cjmonitor_monthly():
         return period
 
     @task
-    def list_contracts(_period: str) -> list[str]:
-        from cjmonitor import pipeline
-
-        return pipeline.contract_ids(_settings())
-
-    @task(max_active_tis_per_dagrun=2)
-    def render_scorecard(contract_id: str, period: str) -> str:
-        from cjmonitor import pipeline
-
-        return pipeline.render_contract(_settings(), contract_id, period)
-
-    # none_failed: in a month that ends no quarter the LCJB packs map over no area and are skipped.
-    @task(trigger_rule="none_failed")
-    def render_index(_scorecards: list[str], period: str) -> str:
-        from cjmonitor import pipeline
-
-        return pipeline.render_index_only(_settings(), period)
-
-    @task
     def list_areas(_period: str) -> list[str]:
         from cjmonitor import pipeline
 
         return pipeline.area_codes(_settings())
 
+    # One task per area renders all its documents (each contract's scorecard, the monthly report and, in a
+    # quarter's last month, the LCJB pack), each named in the task's log: a task per document paid for importing
+    # the app and starting a browser every time, which was most of the cost (README, Scale-out).
     @task(max_active_tis_per_dagrun=2, executor_config=render_executor_config())
-    def render_area_report(area_code: str, period: str) -> str:
+    def render_area(area_code: str, period: str) -> dict:
         from cjmonitor import pipeline
 
-        return pipeline.monthly_report(_settings(), area_code, period)["pdf"]
+        result = pipeline.render_area(_settings(), area_code, period)
+        return {kind: len(paths) for kind, paths in result["documents"].items()}
 
     @task
-    def list_lcjb_areas(period: str) -> list[str]:
-        """Every area in a quarter's last month (the LCJB pack is quarterly); none in other months."""
-        from cjmonitor import pipeline
-        from reports.lcjb import is_quarter_end
-
-        return pipeline.area_codes(_settings()) if is_quarter_end(period) else []
-
-    @task(max_active_tis_per_dagrun=2)
-    def render_lcjb_pack(area_code: str, period: str) -> str:
+    def render_index(_areas: list[dict], period: str) -> str:
         from cjmonitor import pipeline
 
-        return pipeline.lcjb_pack(_settings(), area_code, period)["pdf"]
+        return pipeline.render_index_only(_settings(), period)
 
     @task
-    def list_recipients(_index: str, _reports: list[str]) -> list[int]:
+    def list_recipients(_index: str) -> list[int]:
         from cjmonitor import pipeline
 
         return pipeline.recipient_ids(_settings())
@@ -193,13 +171,9 @@ def cjmonitor_monthly():
 
     ingested = ingest_provider.expand(provider_id=list_providers(check_database()))
     period = analyse_outcomes(judge_kpis(derive_kpis(ingested)))
-    scorecards = render_scorecard.partial(period=period).expand(contract_id=list_contracts(period))
-    reports = render_area_report.partial(period=period).expand(area_code=list_areas(period))
-    lcjb_packs = render_lcjb_pack.partial(period=period).expand(area_code=list_lcjb_areas(period))
-    index = render_index(scorecards, period)
-    reports >> index
-    lcjb_packs >> index
-    distribute_to.partial(period=period).expand(recipient_id=list_recipients(index, reports))
+    areas = render_area.partial(period=period).expand(area_code=list_areas(period))
+    index = render_index(areas, period)
+    distribute_to.partial(period=period).expand(recipient_id=list_recipients(index))
 
 
 dag = cjmonitor_monthly()

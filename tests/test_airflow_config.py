@@ -87,7 +87,7 @@ def test_database_heavy_tasks_share_the_declared_pool(tmp_path):
         assert pools[f"cjmonitor_monthly.{task}"] == "cjmonitor_db"
     assert pools["cjmonitor_returns.ingest_provider"] == "cjmonitor_db"
     # Rendering is CPU-bound, not database-bound: it stays in the default pool, capped per run instead.
-    assert pools["cjmonitor_monthly.render_scorecard"] == "default_pool"
+    assert pools["cjmonitor_monthly.render_area"] == "default_pool"
     # The schema check holds no slot of the database pool and cannot wait for one.
     assert pools["cjmonitor_monthly.check_database"] == "default_pool"
     # Without the start script (nothing created the pool), every task is in `default_pool`, which always exists:

@@ -165,14 +165,23 @@ def test_operator_triggers_the_monthly_run_and_sees_mapped_tasks_in_the_grid(air
     run_seconds = time.monotonic() - triggered
 
     _, tis = _request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=500", token=token)
-    scorecards = [t for t in tis["task_instances"] if t["task_id"] == "render_scorecard"]
-    n_contracts = len(list((airflow_server["home"] / "out" / "scorecards" / PERIOD).glob("*.html")))
-    assert n_contracts >= 20 and len(scorecards) == n_contracts
-    assert all(t["state"] == "success" for t in scorecards)
+    # One rendering task per area; each names its documents (every contract's scorecard) in its log.
+    areas = [t for t in tis["task_instances"] if t["task_id"] == "render_area"]
+    assert len(areas) == 5 and all(t["state"] == "success" for t in areas)
+    contracts = sorted(p.stem for p in (airflow_server["home"] / "out" / "scorecards" / PERIOD).glob("*.html"))
+    assert len(contracts) >= 20
+    logged = ""
+    for ti in areas:
+        _, body = _request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/render_area/logs/"
+                           f"{ti['try_number']}?map_index={ti['map_index']}&full_content=true", token=token)
+        logged += json.dumps(body)
+    assert [c for c in contracts if f"scorecards/{PERIOD}/{c}.html" not in logged] == [], \
+        "every scorecard is named in its area task's log"
+    assert logged.count("monthly_report ") == 5 and logged.count("lcjb_pack ") == 5
 
     n_providers = sum(t["task_id"] == "ingest_provider" for t in tis["task_instances"])
-    n_areas = sum(t["task_id"] == "render_area_report" for t in tis["task_instances"])
-    assert n_providers >= 5 and n_areas == 5
+    n_areas = len(areas)
+    assert n_providers >= 5
     with chromium_page(width=1400, height=900) as page:
         page.goto(f"{url}/dags/{DAG_ID}", wait_until="domcontentloaded")
         page.get_by_label("Username").fill("operator")
@@ -180,17 +189,16 @@ def test_operator_triggers_the_monthly_run_and_sees_mapped_tasks_in_the_grid(air
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"**/dags/{DAG_ID}**", timeout=60_000)
         try:
-            # The grid: one row per task; a mapped one (per provider, contract, area) is marked "[ ]".
+            # The grid: one row per task; a mapped one (per provider, area, recipient) is marked "[ ]".
             for task_id, mapped in (("ingest_provider", True), ("derive_kpis", False), ("analyse_outcomes", False),
-                                    ("render_scorecard", True), ("render_area_report", True), ("render_index", False)):
+                                    ("render_area", True), ("render_index", False)):
                 label = re.compile(rf"^{task_id}\s*\[\s*\]$" if mapped else rf"^{task_id}$")
                 page.get_by_text(label).first.wait_for(timeout=60_000)
             page.wait_for_timeout(2_000)
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
             # A mapped task instance's page names how many instances the task was mapped into.
-            for task_id, count in (("render_scorecard", n_contracts), ("ingest_provider", n_providers),
-                                   ("render_area_report", n_areas)):
+            for task_id, count in (("ingest_provider", n_providers), ("render_area", n_areas)):
                 page.goto(f"{url}/dags/{DAG_ID}/runs/{run_id}/tasks/{task_id}/mapped/0", wait_until="domcontentloaded")
                 page.get_by_text(re.compile(rf"Task Instances \[{count}\]")).first.wait_for(timeout=60_000)
         except PlaywrightTimeout:

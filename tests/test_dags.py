@@ -51,7 +51,7 @@ def test_dag_folder_imports_without_errors_and_fast():
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(REPO_ROOT / "dags")).dags["cjmonitor_monthly"]
-    assert {t.task_id for t in dag.tasks} >= {"ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "render_scorecard", "render_index"}
+    assert {t.task_id for t in dag.tasks} >= {"ingest_provider", "derive_kpis", "judge_kpis", "analyse_outcomes", "render_area", "render_index"}
 
 
 # The monthly DAG's whole-job run, its rerun and a backfill are in tests/test_rerun.py (one world, three runs).

@@ -47,4 +47,4 @@ def test_executor_config_overrides_the_base_container_and_the_dag_uses_it(monkey
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.EXECUTOR_CONFIG_FILE == str(K8S / "executor_config.yaml")
-    assert module.dag.get_task("render_area_report").executor_config == {}  # not under the LocalExecutor
+    assert module.dag.get_task("render_area").executor_config == {}  # not under the LocalExecutor
