@@ -21,9 +21,11 @@ from cjmonitor.settings import Settings
 log = logging.getLogger(__name__)
 KINDS = ("scorecard", "evidence_pack", "monthly_report", "lcjb_pack")
 AREA_KINDS = ("monthly_report", "lcjb_pack")
-# The order a run queues its documents in: area documents (the longest, and the fewest) first, per-contract ones
-# after, so the short tasks fill the cores at the end (issue #16: queued last, the LCJB packs left one core idle).
-LONGEST_FIRST = ("lcjb_pack", "monthly_report", "evidence_pack", "scorecard")
+# The order a run queues its documents in. Scorecards first: each writes its view beside it (JSON), and an area's
+# monthly report takes its matrix rows from those views instead of computing them again (queued before the
+# scorecards, a monthly report cost 0.66 CPU-s instead of about 0.36). The LCJB packs, the longest, come next, and
+# short tasks last, so that the cores stay busy to the end (queued last, the LCJB packs left one core idle).
+QUEUE_ORDER = ("scorecard", "lcjb_pack", "evidence_pack", "monthly_report")
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,8 @@ def render_documents(settings: Settings, period: str | None = None, *, kinds: tu
     period = period or state.latest_period(settings)
     contracts = contracts if contracts is not None else state.contract_ids(settings)
     areas = areas if areas is not None else state.area_codes(settings)
-    # Longest first (LCJB packs, then monthly reports, then per-contract documents), so that no long task is left
-    # for last on one core while the others idle; the results are sorted, so the order changes no output.
-    ordered = sorted(kinds, key=lambda kind: LONGEST_FIRST.index(kind) if kind in LONGEST_FIRST else len(LONGEST_FIRST))
+    # In QUEUE_ORDER (see there); the results are sorted, so the order changes no output.
+    ordered = sorted(kinds, key=lambda kind: QUEUE_ORDER.index(kind) if kind in QUEUE_ORDER else len(QUEUE_ORDER))
     tasks = [(kind, key) for kind in ordered for key in (areas if kind in AREA_KINDS else contracts)]
     workers = max(1, workers or default_workers())
     documents: dict[str, list[str]] = {kind: [] for kind in kinds}
