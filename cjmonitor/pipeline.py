@@ -283,16 +283,6 @@ def analyse(settings: Settings) -> dict:
 # ------------------------------------------------------------------ render
 
 
-def render_contract(settings: Settings, contract_id: str, period: str) -> str:
-    from reports.scorecard import render_scorecard
-
-    with session_scope(settings) as session, keep_creation_times(session, Artifact):
-        if session.get(Contract, contract_id) is None:
-            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
-        return str(render_scorecard(session, settings.out_dir, contract_id, period, alpha=settings.alpha,
-                                    code_version=code_version()))
-
-
 def render(settings: Settings, period: str | None = None, only: list[str] | None = None,
            workers: int | None = None) -> dict:
     """Scorecards (HTML, PDF, XLSX) for every (or the named) contract for ``period`` (default: the latest judged
@@ -409,10 +399,9 @@ def render_area(settings: Settings, area_code: str, period: str, echo=print) -> 
     started = time.perf_counter()
     written: dict[str, list[str]] = {}
     failed: list[str] = []
-    cache: dict = {}
     for kind, key in tasks:
         try:
-            _kind, paths, seconds, _cpu = render_one(settings, kind, key, period, cache=cache)
+            _kind, paths, seconds, _cpu = render_one(settings, kind, key, period)
         except Exception as exc:  # noqa: BLE001 - named below and re-raised as the area's failure
             log.exception("%s %s for %s failed", kind, key, period)
             failed.append(f"{kind} {key}: {type(exc).__name__}: {exc}")

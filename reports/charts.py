@@ -187,16 +187,11 @@ def spc_table(frame: pd.DataFrame, chart) -> list[dict]:
         return [{"period": p, "centre": None, "lower": None, "upper": None, "signals": ""} for p in frame["period"]]
     points = chart.points
     # One pass over the columns into a dict (a .loc lookup per month was a tenth of a scorecard's CPU time).
-    by_label = {str(label): (float(centre), float(lower), float(upper), signals) for label, centre, lower, upper, signals
+    by_label = {str(label): {"centre": float(centre), "lower": float(lower), "upper": float(upper), "signals": signals}
+                for label, centre, lower, upper, signals
                 in zip(points["label"], points["centre"], points["lower"], points["upper"], points["signals"], strict=True)}
-    rows = []
-    for p in frame["period"]:
-        found = by_label.get(p)
-        if found is None:
-            rows.append({"period": p, "centre": None, "lower": None, "upper": None, "signals": ""})
-        else:
-            rows.append({"period": p, "centre": found[0], "lower": found[1], "upper": found[2], "signals": found[3]})
-    return rows
+    missing = {"centre": None, "lower": None, "upper": None, "signals": ""}
+    return [{"period": p, **by_label.get(p, missing)} for p in frame["period"]]
 
 
 def kpi_small_multiples(series: dict[str, pd.DataFrame], titles: dict[str, str], alpha: float = 0.05,

@@ -11,8 +11,8 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from cjmonitor import pipeline
 from cjmonitor.db import session_scope
+from cjmonitor.documents import render_one
 from cjmonitor.settings import get_settings
 from contracts.models import Contract, Judgement, Provider, Submission
 from tests.deps import poppler
@@ -89,8 +89,9 @@ def test_hostile_provider_name_is_inert_in_every_format(demo_home, tmp_path):
         provider_id = provider.id
     with session_scope(settings) as session:
         contract_id = session.exec(select(Contract.id).where(Contract.provider_id == provider_id)).first()
-    html = pipeline.render_contract(settings, contract_id, PERIOD)
-    xlsx = html.replace(".html", ".xlsx")
+    _kind, paths, _seconds, _cpu = render_one(settings, "scorecard", contract_id, PERIOD)
+    (html,) = [p for p in paths if p.endswith(".html")]
+    (xlsx,) = [p for p in paths if p.endswith(".xlsx")]
     data = open(xlsx, "rb").read()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for name in archive.namelist():
