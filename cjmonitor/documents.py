@@ -84,8 +84,10 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
     cache = cache if cache is not None else _run_cache
     from cjmonitor.db import session_scope
     from cjmonitor.state import code_version
+    from contracts.fairness import save_threshold_store, use_threshold_store
 
     started, cpu = time.perf_counter(), time.process_time()
+    use_threshold_store(settings.threshold_cache_path)  # thresholds the judge step (or another document) simulated
     version = code_version()
     with session_scope(settings) as session:
         if kind == "scorecard":
@@ -115,6 +117,7 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
                                                       threshold=settings.suppression_threshold).values()]
         else:
             raise ValueError(f"unknown document kind {kind!r}: one of {', '.join(KINDS)}")
+    save_threshold_store()
     return kind, paths, time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -174,8 +177,12 @@ def render_index_page(settings: Settings, period: str) -> str:
     when ``period`` is a backfill of an earlier one, and writes that month's ``index-YYYY-MM.html``)."""
     from cjmonitor.db import session_scope
     from cjmonitor.state import code_version, keep_creation_times
+    from contracts.fairness import save_threshold_store, use_threshold_store
     from contracts.models import Artifact
     from reports.scorecard import render_index
 
+    use_threshold_store(settings.threshold_cache_path)
     with session_scope(settings) as session, keep_creation_times(session, Artifact):
-        return str(render_index(session, settings.out_dir, period, code_version=code_version()))
+        index = str(render_index(session, settings.out_dir, period, code_version=code_version()))
+    save_threshold_store()
+    return index

@@ -67,6 +67,11 @@ class Settings:
         return self.var_dir / "truth.json"
 
     @property
+    def threshold_cache_path(self) -> Path:
+        """The shortfall rule's simulated thresholds (contracts.fairness.ThresholdStore): a cache, safe to delete."""
+        return self.var_dir / "cache" / "cusum-thresholds.json"
+
+    @property
     def key_path(self) -> Path:
         return self.var_dir / "pseudonymisation.key"
 

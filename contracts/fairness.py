@@ -29,9 +29,16 @@ The threshold comes from a vectorised simulation (fixed seed, deterministic) of 
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
+import os
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 ALPHA_PER_CONTRACT_YEAR = 0.05  # the stated ceiling
 CALIBRATION_ALPHA = 0.045  # what thresholds are set to: a margin for the volume grid and the simulation error
@@ -75,6 +82,75 @@ def _simulate(p: float, n: int, months: int, sims: int, seed: int) -> np.ndarray
     return rng.binomial(n, p, size=(sims, months)).astype(float)
 
 
+# The calibration's identity: a stored threshold is reused only by the same simulation (constants, seed and the
+# numpy whose binomial stream drew it). Bump CALIBRATION_VERSION whenever the simulation changes.
+CALIBRATION_VERSION = 1
+
+
+def _calibration_id() -> str:
+    return f"v{CALIBRATION_VERSION} numpy {np.__version__} burn-in {BURN_IN_MONTHS}"
+
+
+class ThresholdStore:
+    """Thresholds already simulated, kept in a JSON file shared by every process of a home (documents, the
+    DAG's tasks, the CLI). A threshold is a deterministic function of its key, so the file is a cache only:
+    deleting it changes no figure, and a file from another calibration (:data:`CALIBRATION_VERSION`, numpy) is
+    ignored. Writes merge under a lock and replace the file atomically, so concurrent processes lose nothing."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.values: dict[str, float] = {}
+        self.new: dict[str, float] = {}
+        self.values.update(self._read())
+
+    def _read(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:  # a damaged cache is recomputed, not trusted
+            log.warning("ignoring the threshold cache %s (%s): its thresholds are simulated again", self.path, exc)
+            return {}
+        if not isinstance(data, dict) or data.get("calibration") != _calibration_id():
+            return {}
+        return {str(k): float(v) for k, v in data.get("thresholds", {}).items()}
+
+    def save(self) -> int:
+        """Write the thresholds simulated since the last save; returns how many."""
+        if not self.new:
+            return 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = self._read()
+            merged.update(self.new)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"calibration": _calibration_id(), "thresholds": merged}, sort_keys=True))
+            os.replace(tmp, self.path)
+        self.values.update(merged)
+        saved, self.new = len(self.new), {}
+        return saved
+
+
+_store: ThresholdStore | None = None
+
+
+def use_threshold_store(path: Path | None) -> ThresholdStore | None:
+    """Read (and later write) thresholds through the file at ``path`` in this process; ``None`` stops. Calling it
+    again with the same path keeps what is already loaded."""
+    global _store
+    if path is None:
+        _store = None
+    elif _store is None or _store.path != Path(path):
+        _store = ThresholdStore(path)
+    return _store
+
+
+def save_threshold_store() -> int:
+    """Write this process's newly simulated thresholds to the store in use (none in use: nothing to do)."""
+    return _store.save() if _store is not None else 0
+
+
 @lru_cache(maxsize=4096)
 def cusum_threshold(p0: float, n: int, direction: str, kpis: int, alpha: float = CALIBRATION_ALPHA,
                     shortfall: float = DESIGN_SHORTFALL, sims: int = CALIBRATION_YEARS, seed: int = 18) -> float:
@@ -83,12 +159,20 @@ def cusum_threshold(p0: float, n: int, direction: str, kpis: int, alpha: float =
     Simulated: ``sims`` on-target runs of a burn-in year and the year measured; ``h`` is the
     ``1 - alpha / kpis`` quantile of the CUSUM's maximum over the measured year (a run that has not signalled
     in the burn-in carries its statistic into the year; the few that did restart, which only lowers the rate).
+    About 15 ms each; a :class:`ThresholdStore` in use (:func:`use_threshold_store`) keeps them across processes.
     """
     n = max(int(round(n)), 1)
+    key = f"{p0!r}|{n}|{direction}|{kpis}|{alpha!r}|{shortfall!r}|{sims}|{seed}"
+    if _store is not None and key in _store.values:
+        return _store.values[key]
     x = _simulate(p0, n, BURN_IN_MONTHS + 12, sims, seed)
     path, _ = cusum_path(x, np.full_like(x, n), p0, direction, None, shortfall)
     year_max = path[:, BURN_IN_MONTHS:].max(axis=1)
-    return float(np.quantile(year_max, 1 - alpha / kpis))
+    h = float(np.quantile(year_max, 1 - alpha / kpis))
+    if _store is not None:
+        _store.values[key] = h
+        _store.new[key] = h
+    return h
 
 
 def operating_characteristics(kpis: list[tuple[float, int, str]], *, sims: int = 2000, seed: int = 7,

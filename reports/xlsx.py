@@ -84,6 +84,34 @@ def _cell_value(value, column: str, percent: Iterable[str], money: Iterable[str]
     return safe_cell(text), "@"
 
 
+def _write_numeric(sheet, j: int, values: list, kind: str, column: str, width: int, percent, money, number_format) -> int:
+    """Write one numeric column (numpy dtype kind ``kind``) as :func:`_cell_value` would cell by cell; returns the
+    column's width."""
+    if kind == "b":
+        for i, value in enumerate(values, start=1):
+            sheet.write_boolean(i, j, value)
+            width = max(width, len(str(value)))
+        return width
+    if kind in "iu":
+        fmt = number_format(MONEY_FORMAT if column in money else INTEGER_FORMAT)
+        for i, value in enumerate(values, start=1):
+            sheet.write_number(i, j, value, fmt)
+            width = max(width, min(len(str(value)), 60))
+        return width
+    fixed = PERCENT_FORMAT if column in percent else MONEY_FORMAT if column in money else None
+    for i, value in enumerate(values, start=1):
+        if value != value:  # NaN: an empty cell
+            continue
+        if math.isinf(value):
+            text = "unbounded" if value > 0 else "-unbounded"
+            sheet.write_string(i, j, text)
+            width = max(width, len(text))
+            continue
+        sheet.write_number(i, j, value, number_format(fixed or (INTEGER_FORMAT if value.is_integer() else DECIMAL_FORMAT)))
+        width = max(width, min(len(str(value)), 60))
+    return width
+
+
 def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str] = (), money: Iterable[str] = (),
                    not_percent: Iterable[str] = (), created: datetime | None = None) -> bytes:
     """Write ``{sheet name: frame}`` as one XLSX workbook and return its bytes.
@@ -126,6 +154,12 @@ def workbook_bytes(sheets: Mapping[str, pd.DataFrame], *, percent: Iterable[str]
             sheet.write_string(0, j, safe_cell(column), header)
         widths = [len(c) for c in columns]
         for j, column in enumerate(columns):
+            dtype = frame.iloc[:, j].dtype
+            kind = dtype.kind if isinstance(dtype, np.dtype) else "O"  # pandas' nullable types hold pd.NA: per cell
+            if kind in "fiub":  # a numeric column: its type is known once, not per cell (same cells as below)
+                widths[j] = _write_numeric(sheet, j, frame.iloc[:, j].tolist(), kind, column, widths[j],
+                                           percent_columns, money_columns, number_format)
+                continue
             for i, raw in enumerate(frame.iloc[:, j].tolist(), start=1):
                 value, fmt = _cell_value(raw, column, percent_columns, money_columns)
                 if value is None:

@@ -82,3 +82,73 @@ def test_contract_signals_and_the_notice():
     # Without the CUSUM signal a rolling-year "not met" is a descriptive figure: a conversation, not a notice.
     measures[0]["cusum"] = {**at_first, "signal": False, "in_last_12": False}
     assert not any("performance notice" in a for a in recommended_actions(measures, 0.0, 0.0))
+
+
+@pytest.fixture
+def fresh_thresholds():
+    """No store and an empty in-process cache before and after: each test sees only the simulation or its file."""
+    from contracts import fairness
+
+    fairness.use_threshold_store(None)
+    cusum_threshold.cache_clear()
+    yield fairness
+    fairness.use_threshold_store(None)
+    cusum_threshold.cache_clear()
+
+
+def test_a_stored_threshold_is_the_simulated_one_and_is_not_simulated_again(fresh_thresholds, tmp_path, monkeypatch):
+    fairness = fresh_thresholds
+    simulated = cusum_threshold(0.8, 80, "higher", 6)  # no store: simulated
+    cusum_threshold.cache_clear()
+    path = tmp_path / "cache" / "cusum-thresholds.json"
+    fairness.use_threshold_store(path)
+    assert cusum_threshold(0.8, 80, "higher", 6) == simulated
+    assert cusum_threshold(0.7, 40, "lower", 3) > 0
+    assert fairness.save_threshold_store() == 2 and fairness.save_threshold_store() == 0  # only new ones are written
+
+    # Another process (a fresh cache and store): read from the file, exactly, with no simulation at all.
+    fairness.use_threshold_store(None)
+    cusum_threshold.cache_clear()
+    fairness.use_threshold_store(path)
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated again although the store holds it")
+
+    monkeypatch.setattr(fairness, "_simulate", no_simulation)
+    assert cusum_threshold(0.8, 80, "higher", 6) == simulated  # the float survives JSON exactly
+    with pytest.raises(AssertionError, match="simulated again"):
+        cusum_threshold(0.8, 81, "higher", 6)  # not stored: it would be simulated
+
+
+def test_a_store_from_another_calibration_or_damaged_is_ignored(fresh_thresholds, tmp_path, caplog):
+    import json
+
+    fairness = fresh_thresholds
+    path = tmp_path / "cusum-thresholds.json"
+    key = "0.8|80|higher|6|0.045|0.05|10000|18"
+    path.write_text(json.dumps({"calibration": "v0 numpy 1.0 burn-in 12", "thresholds": {key: 99.0}}))
+    fairness.use_threshold_store(path)
+    assert cusum_threshold(0.8, 80, "higher", 6) != 99.0  # another simulation's figure is never reused
+    fairness.use_threshold_store(None)
+    cusum_threshold.cache_clear()
+    path.write_text("{not json")
+    with caplog.at_level("WARNING"):
+        fairness.use_threshold_store(path)
+    assert "ignoring the threshold cache" in caplog.text and str(path) in caplog.text
+    assert cusum_threshold(0.8, 80, "higher", 6) != 99.0
+    assert fairness.save_threshold_store() == 1
+    assert list(json.loads(path.read_text())["thresholds"]) == [key]  # the damaged file is replaced, whole
+
+
+def test_two_processes_saving_at_once_lose_nothing(fresh_thresholds, tmp_path):
+    import json
+
+    fairness = fresh_thresholds
+    path = tmp_path / "cusum-thresholds.json"
+    first, second = fairness.ThresholdStore(path), fairness.ThresholdStore(path)  # both read the file empty
+    first.new["a"] = 1.5
+    second.new["b"] = 2.5
+    first.save()
+    second.save()  # merges with what the first wrote in the meantime
+    assert json.loads(path.read_text())["thresholds"] == {"a": 1.5, "b": 2.5}
+    assert not list(tmp_path.glob("*.tmp"))

@@ -11,6 +11,7 @@ from sqlmodel import delete, select
 
 from cjmonitor import pipeline
 from cjmonitor.db import session_scope
+from cjmonitor.documents import render_one
 from cjmonitor.settings import get_settings
 from contracts.models import Artifact, Contract, SystemMeasureValue
 
@@ -90,3 +91,34 @@ def test_an_area_without_system_returns_gets_no_lcjb_pack_and_succeeds(writable_
     assert f"lcjb_pack {AREA}: not rendered, no system measures are stored for the area" in "\n".join(lines)
     assert not (settings.out_dir / "lcjb" / AREA).exists()
     assert (settings.out_dir / "reports" / AREA / PERIOD / "monthly.pdf").exists()
+
+
+def test_the_judge_step_leaves_the_thresholds_and_documents_do_not_simulate_them(writable_demo_home, monkeypatch):
+    """`judge` simulates the shortfall rule's thresholds once into the home's cache; a document rendered in a
+    process of its own (as each Airflow task is) reads them, and the figures are the same without the cache."""
+    import json
+
+    from contracts import fairness
+
+    settings = get_settings(writable_demo_home)
+    stored = json.loads(settings.threshold_cache_path.read_text())["thresholds"]
+    assert len(stored) >= 10  # the demo's contracts x KPIs, written by `cjmonitor demo`'s judge step
+    contract_id = _contracts(settings)[0]
+    html = settings.out_dir / "scorecards" / PERIOD / f"{contract_id}.html"
+    fairness.use_threshold_store(None)
+    fairness.cusum_threshold.cache_clear()  # as a new process
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a document simulated a threshold the judge step had stored")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fairness, "_simulate", no_simulation)
+        render_one(settings, "scorecard", contract_id, PERIOD, formats=("html",))
+    cached = html.read_text()
+    settings.threshold_cache_path.unlink()
+    fairness.use_threshold_store(None)
+    fairness.cusum_threshold.cache_clear()
+    render_one(settings, "scorecard", contract_id, PERIOD, formats=("html",))
+    assert html.read_text() == cached  # simulated afresh: the same page
+    assert settings.threshold_cache_path.exists()  # and stored again for the next document
+    fairness.use_threshold_store(None)
