@@ -197,26 +197,34 @@ def rolling_judgements(monthly: pd.DataFrame, period: str, alpha: float,
     if monthly.empty:
         return pd.DataFrame(columns=[*columns, "value", "ci_low", "ci_high", "rag", "verdict", "alpha"])
     end = pd.Period(period, "M")
+    keys = ["contract_id", "measure_code"]
     pooled = []
     for name, months in windows.items():
         first = str(end - (months - 1))
         inside = monthly[(monthly["period"] >= first) & (monthly["period"] <= period)]
-        for (contract_id, code), rows in inside.groupby(["contract_id", "measure_code"], sort=True):
-            latest = rows.sort_values("period").iloc[-1]
-            kind = latest.get("kind", "proportion") if hasattr(latest, "get") else "proportion"
-            if kind == "median":
-                continue  # a median over months needs the records, not the monthly medians: no pooled window
-            pooled.append({
-                "contract_id": contract_id, "measure_code": code, "window": name, "months": months,
-                "months_with_data": int((rows["denominator"] > 0).sum()), "first_period": first, "last_period": period,
-                "numerator": float(rows["numerator"].sum()), "denominator": float(rows["denominator"].sum()),
-                "target": float(latest["target"]), "tolerance": float(latest["tolerance"]),
-                "min_volume": int(latest["min_volume"]), "direction": latest["direction"],
-                "kind": kind if isinstance(kind, str) else "proportion",
-            })
+        if inside.empty:
+            continue
+        inside = inside.sort_values([*keys, "period"], kind="stable")
+        groups = inside.groupby(keys, sort=True)
+        latest = groups.tail(1).set_index(keys)  # the terms in force in the window's last month with a row
+        kind = latest["kind"] if "kind" in latest.columns else pd.Series("proportion", index=latest.index)
+        kind = kind.where(kind.map(lambda k: isinstance(k, str)), "proportion")
+        window = pd.DataFrame({
+            "window": name, "months": months,
+            "months_with_data": (inside["denominator"] > 0).groupby([inside[k] for k in keys], sort=True).sum(),
+            "first_period": first, "last_period": period,
+            "numerator": groups["numerator"].sum().astype(float), "denominator": groups["denominator"].sum().astype(float),
+            "target": latest["target"].astype(float), "tolerance": latest["tolerance"].astype(float),
+            "min_volume": latest["min_volume"].astype(int), "direction": latest["direction"], "kind": kind,
+        })
+        # a median over months needs the records, not the monthly medians: no pooled window
+        pooled.append(window[window["kind"] != "median"].reset_index())
+    pooled = [frame for frame in pooled if not frame.empty]
     if not pooled:
         return pd.DataFrame(columns=[*columns, "value", "ci_low", "ci_high", "rag", "verdict", "alpha"])
-    return judge_frame(pd.DataFrame(pooled, columns=columns), alpha)
+    frame = pd.concat(pooled, ignore_index=True)[columns]
+    frame["months_with_data"] = frame["months_with_data"].astype(int)
+    return judge_frame(frame, alpha)
 
 
 def target_periods(session: Session, contract_ids: list[str] | None = None) -> pd.DataFrame:
