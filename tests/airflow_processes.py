@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,14 @@ def request(url: str, *, method: str = "GET", body: dict | None = None, token: s
         return response.status, json.loads(response.read() or b"null")
 
 
-def wait_for(what: str, probe, timeout: float, log: Path | list[Path], interval: float = 2.0):
-    """``probe()``'s first truthy result; the test fails after ``timeout`` s with the tail of each log."""
+def wait_for(what: str, probe, timeout: float, log: Path | list[Path], interval: float = 2.0,
+             processes: Sequence[subprocess.Popen] = ()):
+    """``probe()``'s first truthy result. The test fails, with the tail of each log, after ``timeout`` s, or at once
+    when one of ``processes`` has ended."""
+    logs = [log] if isinstance(log, Path) else log
+
+    def tails() -> str:
+        return "\n".join(f"--- {path.name}:\n{path.read_text(errors='replace')[-4000:]}" for path in logs if path.exists())
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -49,10 +56,11 @@ def wait_for(what: str, probe, timeout: float, log: Path | list[Path], interval:
                 return result
         except (urllib.error.URLError, ConnectionError, OSError) as exc:
             last = exc
+        ended = [process for process in processes if process.poll() is not None]
+        if ended:
+            pytest.fail(f"waiting for {what}: {ended[0].args} ended (exit {ended[0].returncode}); log tails:\n{tails()}")
         time.sleep(interval)
-    logs = [log] if isinstance(log, Path) else log
-    tails = "\n".join(f"--- {path.name}:\n{path.read_text(errors='replace')[-4000:]}" for path in logs if path.exists())
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error {last!r}); log tails:\n{tails}")
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error {last!r}); log tails:\n{tails()}")
 
 
 def token(url: str, user: str, password: str) -> str:
