@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A local Airflow for cjmonitor on 127.0.0.1: API server + UI, scheduler and DAG processor with the
-# LocalExecutor, the project's DAGs, the settings in
+# LocalExecutor (or the executor of CJMONITOR_AIRFLOW_ENV), the project's DAGs, the settings in
 # config/airflow-local.env, the `cjmonitor_db` pool (CJMONITOR_DB_POOL), and simple-auth-manager users with passwords kept in
 # $AIRFLOW_HOME/passwords.json (random, mode 600, printed at start).
 #
@@ -8,7 +8,10 @@
 #   scripts/airflow-local.sh exec CMD...  run CMD in the same environment (e.g. `airflow config get-value core executor`)
 #
 # Environment: AIRFLOW_HOME (default var/airflow), AIRFLOW_PORT (default: a free port), CJMONITOR_HOME
-# (default the checkout), and any AIRFLOW__* variable to override the file.
+# (default the checkout), CJMONITOR_AIRFLOW_ENV (a settings file read before config/airflow-local.env, e.g.
+# config/airflow-celery.env for the CeleryExecutor: README, Scaling out), and any AIRFLOW__* variable to
+# override the files. With the CeleryExecutor, start each worker with
+#   scripts/airflow-local.sh exec airflow celery worker --celery-hostname NAME@%h --concurrency N --skip-serve-logs
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV_BIN="${CJMONITOR_VENV_BIN:-$ROOT/.venv/bin}"
