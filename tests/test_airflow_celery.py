@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -110,13 +111,18 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
                                              f"{name}@%h", "--concurrency", "1", "--skip-serve-logs"], env, log))
             processes.callback(stop_group, started_processes[-1])
 
-        def both_workers():
+        def ready() -> bool:  # Celery's "worker1@HOST ready." in each worker's log
+            return all(re.search(rf"{name}@\S+ ready\.", log.read_text(errors="replace"))
+                       for name, log in zip(WORKERS, logs[1:], strict=True))
+        wait_for("both Celery workers to start", ready, 180, logs, interval=0.5, processes=started_processes)
+
+        def both_listed() -> bool:  # the operator's check (README): both answer the broker
             listed = subprocess.run([str(SCRIPT), "exec", "airflow", "celery", "list-workers", "--output", "json"],
                                     env=env, capture_output=True, text=True, timeout=120)
-            names = {w["worker_name"].split("@")[0] for w in json.loads(listed.stdout or "[]")} \
-                if listed.returncode == 0 and listed.stdout.strip().startswith("[") else set()
-            return names == set(WORKERS)
-        wait_for("both Celery workers to answer", both_workers, 180, logs, interval=3, processes=started_processes)
+            workers = json.loads(listed.stdout) if listed.returncode == 0 and listed.stdout.lstrip().startswith("[") else []
+            return {w["worker_name"].split("@")[0] for w in workers} == set(WORKERS)
+        wait_for("both Celery workers to answer `airflow celery list-workers`", both_listed, 120, logs, interval=1,
+                 processes=started_processes)
 
         passwords = json.loads((airflow_home / "passwords.json").read_text())
         operator = token(url, "operator", passwords["operator"])
@@ -129,6 +135,11 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
         assert status in (200, 201), run
         run_id = run["dag_run_id"]
         triggered = time.monotonic()
+        # The executor the scheduler runs, as its configuration says (the files, the environment over them); read
+        # while the run goes.
+        executor = subprocess.Popen([str(SCRIPT), "exec", "airflow", "config", "get-value", "core", "executor"],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        processes.callback(executor.kill)
 
         def finished():
             _, current = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token=operator)
@@ -141,10 +152,8 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
         wait_for("the monthly run to succeed", finished, 900, logs, interval=3, processes=started_processes)
         run_seconds = time.monotonic() - triggered
 
-        # The executor the scheduler ran, as its configuration says (the file, with the environment over it).
-        executor = subprocess.run([str(SCRIPT), "exec", "airflow", "config", "get-value", "core", "executor"],
-                                  env=env, capture_output=True, text=True, timeout=120)
-        assert executor.stdout.strip().splitlines()[-1] == "CeleryExecutor", executor.stderr[-2000:]
+        out, err = executor.communicate(timeout=120)
+        assert out.strip().splitlines()[-1:] == ["CeleryExecutor"], err[-2000:]
 
     with create_engine(databases["airflow"]).connect() as connection:
         tis = connection.execute(text(
