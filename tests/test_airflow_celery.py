@@ -149,7 +149,8 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
                 failed = [(t["task_id"], t.get("map_index")) for t in tis["task_instances"] if t["state"] == "failed"]
                 pytest.fail(f"the monthly run failed on Celery: {failed}")
             return current["state"] == "success"
-        wait_for("the monthly run to succeed", finished, 900, logs, interval=3, processes=started_processes)
+        # A few minutes on two idle cores; far more when the machine is shared (the full suite runs beside it).
+        wait_for("the monthly run to succeed", finished, 1500, logs, interval=3, processes=started_processes)
         run_seconds = time.monotonic() - triggered
 
         out, err = executor.communicate(timeout=120)
