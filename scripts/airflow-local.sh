@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A local Airflow for cjmonitor on 127.0.0.1: API server + UI, scheduler and DAG processor with the
-# LocalExecutor, the project's DAGs, the settings in
+# LocalExecutor (or the executor of CJMONITOR_AIRFLOW_ENV), the project's DAGs, the settings in
 # config/airflow-local.env, the `cjmonitor_db` pool (CJMONITOR_DB_POOL), and simple-auth-manager users with passwords kept in
 # $AIRFLOW_HOME/passwords.json (random, mode 600, printed at start).
 #
@@ -8,17 +8,29 @@
 #   scripts/airflow-local.sh exec CMD...  run CMD in the same environment (e.g. `airflow config get-value core executor`)
 #
 # Environment: AIRFLOW_HOME (default var/airflow), AIRFLOW_PORT (default: a free port), CJMONITOR_HOME
-# (default the checkout), and any AIRFLOW__* variable to override the file.
+# (default the checkout), CJMONITOR_AIRFLOW_ENV (a settings file read before config/airflow-local.env, e.g.
+# config/airflow-celery.env for the CeleryExecutor: README, Scaling out), and any AIRFLOW__* variable to
+# override the files. With the CeleryExecutor, start each worker with
+#   scripts/airflow-local.sh exec airflow celery worker --celery-hostname NAME@%h --concurrency N --skip-serve-logs
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV_BIN="${CJMONITOR_VENV_BIN:-$ROOT/.venv/bin}"
 PY="$VENV_BIN/python"
 
-# config/airflow-local.env, without overriding anything already set in the environment.
-while IFS='=' read -r key value; do
-  [[ -z "$key" || "$key" == \#* ]] && continue
-  [[ -n "${!key+x}" ]] || export "$key=$value"
-done < "$ROOT/config/airflow-local.env"
+# CJMONITOR_AIRFLOW_ENV (e.g. config/airflow-celery.env, relative to the checkout or absolute), then
+# config/airflow-local.env, each without overriding anything already set (by the environment or the file before).
+env_files=()
+if [[ -n "${CJMONITOR_AIRFLOW_ENV:-}" ]]; then
+  [[ "$CJMONITOR_AIRFLOW_ENV" == /* ]] && env_files+=("$CJMONITOR_AIRFLOW_ENV") || env_files+=("$ROOT/$CJMONITOR_AIRFLOW_ENV")
+  [[ -f "${env_files[0]}" ]] || { echo "CJMONITOR_AIRFLOW_ENV: no such file ${env_files[0]}" >&2; exit 1; }
+fi
+env_files+=("$ROOT/config/airflow-local.env")
+for env_file in "${env_files[@]}"; do
+  while IFS='=' read -r key value; do
+    [[ -z "$key" || "$key" == \#* ]] && continue
+    [[ -n "${!key+x}" ]] || export "$key=$value"
+  done < "$env_file"
+done
 
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/var/airflow}"
 export CJMONITOR_HOME="${CJMONITOR_HOME:-$ROOT}"
@@ -26,7 +38,8 @@ export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$ROOT/dags}"
 AIRFLOW_PORT="${AIRFLOW_PORT:-$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT="$AIRFLOW_PORT"
 export AIRFLOW__API__BASE_URL="http://127.0.0.1:$AIRFLOW_PORT"
-export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW_PORT/execution/"
+# Where task processes report (a Celery worker on another machine sets it to the API server's address).
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW_PORT/execution/}"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
 export PATH="$VENV_BIN:$PATH"
 mkdir -p "$AIRFLOW_HOME"

@@ -49,3 +49,11 @@ def poppler(args: list[str], **kwargs):
 
     need_poppler()
     return subprocess.run(args, **kwargs)
+
+
+def need_redis_server() -> str:
+    """The path of Debian's ``redis-server`` (the Celery test's broker)."""
+    path = shutil.which("redis-server")
+    if path is None:
+        missing("redis-server (the Celery broker)", "redis-server")
+    return path

@@ -8,38 +8,26 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 from cjmonitor import pipeline
-from cjmonitor.db import dispose_engines, session_scope
+from cjmonitor.db import session_scope
 from cjmonitor.demo import generate_world, load_world
 from cjmonitor.settings import get_settings
 from cjmonitor.state import REPO_ROOT
 from contracts.models import Artifact, Submission
-from tests.deps import need_postgres_url
+from tests.airflow_processes import postgres_databases
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow]
 
 
 @pytest.fixture
 def databases():
-    url = need_postgres_url()
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    names = {"airflow": f"af_{uuid.uuid4().hex[:8]}", "app": f"cj_{uuid.uuid4().hex[:8]}"}
-    with admin.connect() as connection:
-        for name in names.values():
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    base = url.rsplit("/", 1)[0]
-    yield {key: f"{base}/{name}" for key, name in names.items()}
-    dispose_engines()
-    with admin.connect() as connection:
-        for name in names.values():
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with postgres_databases("airflow", "app") as urls:
+        yield urls
 
 
 def test_monthly_dag_runs_with_both_databases_on_postgres(databases, tmp_path):

@@ -8,18 +8,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.airflow_processes import free_port, request, stop_group, token, wait_for
 from tests.browser import chromium_page
 from tests.conftest import REPO_ROOT
 
@@ -31,37 +29,6 @@ PERIOD = "2025-12"
 DAG_ID = "cjmonitor_monthly"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _request(url: str, *, method: str = "GET", body: dict | None = None, token: str | None = None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, json.loads(response.read() or b"null")
-
-
-def _wait_for(what: str, probe, timeout: float, log: Path, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            result = probe()
-            if result:
-                return result
-        except (urllib.error.URLError, ConnectionError, OSError) as exc:
-            last = exc
-        time.sleep(interval)
-    tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error {last!r}); log tail:\n{tail}")
-
-
 @pytest.fixture(scope="module")
 def airflow_server(demo_home, tmp_path_factory):
     """`scripts/airflow-local.sh` (what `make airflow` runs) on a random port; the whole process group is killed after."""
@@ -71,7 +38,7 @@ def airflow_server(demo_home, tmp_path_factory):
     with sqlite3.connect(demo_home / "var" / "cjmonitor.db") as source, \
             sqlite3.connect(home / "var" / "cjmonitor.db") as target:
         source.backup(target)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CJMONITOR_SMTP"))}
     env.update({"AIRFLOW_HOME": str(base / "airflow"), "AIRFLOW_PORT": str(port), "CJMONITOR_HOME": str(home),
                 # Unpausing a cron DAG makes the scheduler start its most recent scheduled run at once; here only
@@ -84,38 +51,16 @@ def airflow_server(demo_home, tmp_path_factory):
                                    start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for("the API server", lambda: _request(f"{url}/api/v2/monitor/health")[0] == 200, 240, log)
+        wait_for("the API server", lambda: request(f"{url}/api/v2/monitor/health")[0] == 200, 240, log)
         passwords = json.loads((base / "airflow" / "passwords.json").read_text())
         yield {"url": url, "passwords": passwords, "log": log, "home": home, "started": started,
                "airflow_home": base / "airflow"}
     finally:
-        _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the whole process group (script, API server, scheduler, DAG processor, task processes), then
-    SIGKILL whatever is still there after 30 s."""
-    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            process.poll()
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.5)
-    process.poll()
+        stop_group(process)
 
 
 def _token(server, user: str) -> str:
-    status, body = _request(f"{server['url']}/auth/token", method="POST",
-                            body={"username": user, "password": server["passwords"][user]})
-    assert status in (200, 201)
-    return body["access_token"]
+    return token(server["url"], user, server["passwords"][user])
 
 
 def test_logins_come_from_the_passwords_file_and_roles_differ(airflow_server):
@@ -123,14 +68,14 @@ def test_logins_come_from_the_passwords_file_and_roles_differ(airflow_server):
     assert mode == 0o600
     assert set(airflow_server["passwords"]) == {"operator", "viewer", "admin"}
     with pytest.raises(urllib.error.HTTPError) as refused:
-        _request(f"{airflow_server['url']}/auth/token", method="POST",
-                 body={"username": "operator", "password": "not-the-password"})
+        request(f"{airflow_server['url']}/auth/token", method="POST",
+                body={"username": "operator", "password": "not-the-password"})
     assert refused.value.code in (401, 403)
     # The viewer reads but may not change anything: not everyone is an admin.
     viewer = _token(airflow_server, "viewer")
     with pytest.raises(urllib.error.HTTPError) as forbidden:
-        _request(f"{airflow_server['url']}/api/v2/pools/cjmonitor_db", method="PATCH", token=viewer,
-                 body={"name": "cjmonitor_db", "slots": 50})
+        request(f"{airflow_server['url']}/api/v2/pools/cjmonitor_db", method="PATCH", token=viewer,
+                body={"name": "cjmonitor_db", "slots": 50})
     assert forbidden.value.code == 403
 
 
@@ -139,32 +84,32 @@ def test_operator_triggers_the_monthly_run_and_sees_mapped_tasks_in_the_grid(air
     token = _token(airflow_server, "operator")
 
     # The pool protecting the application database exists with the configured slots.
-    status, pool = _request(f"{url}/api/v2/pools/cjmonitor_db", token=token)
+    status, pool = request(f"{url}/api/v2/pools/cjmonitor_db", token=token)
     assert pool["slots"] == 2
 
-    _wait_for("the DAG processor to serialise the monthly DAG",
-              lambda: _request(f"{url}/api/v2/dags/{DAG_ID}", token=token)[0] == 200, 180, log)
-    status, dag = _request(f"{url}/api/v2/dags/{DAG_ID}", method="PATCH", body={"is_paused": False}, token=token)
+    wait_for("the DAG processor to serialise the monthly DAG",
+             lambda: request(f"{url}/api/v2/dags/{DAG_ID}", token=token)[0] == 200, 180, log)
+    status, dag = request(f"{url}/api/v2/dags/{DAG_ID}", method="PATCH", body={"is_paused": False}, token=token)
     assert dag["is_paused"] is False
-    status, run = _request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns", method="POST", token=token,
-                           body={"logical_date": None, "conf": {"period": PERIOD}})
+    status, run = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns", method="POST", token=token,
+                          body={"logical_date": None, "conf": {"period": PERIOD}})
     assert status in (200, 201), run
     run_id = run["dag_run_id"]
     triggered = time.monotonic()
 
     def finished():
-        _, current = _request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token=token)
+        _, current = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token=token)
         if current["state"] == "failed":
-            _, tis = _request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=200", token=token)
+            _, tis = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=200", token=token)
             failed = [(t["task_id"], t.get("map_index")) for t in tis["task_instances"] if t["state"] == "failed"]
             pytest.fail(f"the monthly run failed: {failed}")
         return current if current["state"] == "success" else None
 
     # A few minutes on two idle cores; far more when the machine is shared.
-    _wait_for("the monthly run to succeed", finished, 1500, log, interval=5)
+    wait_for("the monthly run to succeed", finished, 1500, log, interval=5)
     run_seconds = time.monotonic() - triggered
 
-    _, tis = _request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=500", token=token)
+    _, tis = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=500", token=token)
     # One rendering task per area; each names its documents (every contract's scorecard) in its log.
     areas = [t for t in tis["task_instances"] if t["task_id"] == "render_area"]
     assert len(areas) == 5 and all(t["state"] == "success" for t in areas)
@@ -172,8 +117,8 @@ def test_operator_triggers_the_monthly_run_and_sees_mapped_tasks_in_the_grid(air
     assert len(contracts) >= 20
     logged = ""
     for ti in areas:
-        _, body = _request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/render_area/logs/"
-                           f"{ti['try_number']}?map_index={ti['map_index']}&full_content=true", token=token)
+        _, body = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/render_area/logs/"
+                          f"{ti['try_number']}?map_index={ti['map_index']}&full_content=true", token=token)
         logged += json.dumps(body)
     assert [c for c in contracts if f"scorecards/{PERIOD}/{c}.html" not in logged] == [], \
         "every scorecard is named in its area task's log"

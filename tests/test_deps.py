@@ -78,3 +78,29 @@ def test_the_read_only_demo_home_guard_sees_a_write(tmp_path):
     assert "changed" in _describe_changes(before, after) or "added" in _describe_changes(before, after)
     (home / "out" / "new.html").write_text("x")
     assert "added: out/new.html" in _describe_changes(before, _stat_fingerprint(home))
+
+
+def test_no_redis_server_fails_under_ci_and_skips_otherwise(monkeypatch, tmp_path):
+    from tests.deps import need_redis_server
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server on it
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"sudo apt-get install -y redis-server"):
+        need_redis_server()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"CI=true: redis-server \(the Celery broker\) is not installed"):
+        need_redis_server()
+
+
+def test_system_deps_script_names_redis_server_for_the_tests(tmp_path):
+    # `make test` (and so CI) runs `scripts/system-deps.sh test`, which installs redis-server when it is missing.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "ls", "id", "dirname"):
+        found = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        (bin_dir / tool).symlink_to(found)
+    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "system-deps.sh"), "test"], capture_output=True,
+                            text=True, env={"PATH": str(bin_dir)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    install_line = next(line for line in result.stderr.splitlines() if "sudo apt-get install -y" in line)
+    assert "redis-server" in install_line.split(), result.stderr
