@@ -30,9 +30,8 @@ from cjmonitor.state import (  # noqa: F401  (steps and DAGs call these as pipel
     provider_ids,
     recipient_ids,
 )
+from contracts.incremental import StepCounts
 from contracts.ingest import IngestOutcome, ingest_file
-from contracts.judge import judge_all
-from contracts.kpis import derive_kpis
 from contracts.models import (
     Area,
     Artifact,
@@ -242,17 +241,42 @@ def month_before(moment: datetime) -> str:
 # ------------------------------------------------------------------ derive and judge
 
 
-def derive(settings: Settings) -> int:
+def derive(settings: Settings, first_period: str | None = None, last_period: str | None = None, *,
+           force: bool = False) -> StepCounts:
+    """Derive the KPI values of the months (in range) whose inputs changed since they were derived.
+
+    No range: every month with returns. ``force``: recompute the months even where the inputs are unchanged.
+    Returns the counts (months computed and skipped, values written); see ``contracts.incremental``.
+    """
+    from contracts.incremental import derive_changed
+
     ensure_schema(settings)
+    first, last = _range(first_period, last_period)
     with progress.stage("Deriving KPIs"), session_scope(settings) as session:
-        return derive_kpis(session, home=settings.home, alpha=settings.alpha)
+        counts = derive_changed(session, first, last, home=settings.home, alpha=settings.alpha, force=force)
+    return counts
 
 
-def judge(settings: Settings) -> int:
-    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
+def judge(settings: Settings, first_period: str | None = None, last_period: str | None = None, *,
+          force: bool = False) -> StepCounts:
+    """Judge every KPI value against the target in force for its month, for the contract x measure series
+    (touching the range) whose values, targets or variations changed since they were judged."""
+    from contracts.incremental import judge_changed
+
     ensure_schema(settings)
+    first, last = _range(first_period, last_period)
     with progress.stage("Judging KPIs against targets"), session_scope(settings) as session:
-        return judge_all(session, settings.alpha)
+        counts = judge_changed(session, settings.alpha, first, last, force=force)
+    return counts
+
+
+def _range(first_period: str | None, last_period: str | None) -> tuple[str, str]:
+    from contracts.incremental import FIRST, LAST
+
+    first, last = first_period or FIRST, last_period or LAST
+    if first > last:
+        raise ConfigError(f"the range {first}..{last} is empty: --from must not be after --to")
+    return first, last
 
 
 # ------------------------------------------------------------------ analyse
@@ -428,8 +452,9 @@ def render_index_only(settings: Settings, period: str) -> str:
 def run_all(settings: Settings, period: str | None = None) -> dict:
     """ingest -> derive -> judge -> render, as the monthly DAG does."""
     summary = ingest(settings)
-    kpis = derive(settings)
+    derived = derive(settings)
     judged = judge(settings)
     findings = analyse(settings)
     rendered = render(settings, period)
-    return {"ingest": summary.to_dict(), "kpi_values": kpis, "judgements": judged, "findings": findings, **rendered}
+    return {"ingest": summary.to_dict(), "kpi_values": derived.stored, "judgements": judged.stored,
+            "derive": derived.summary(), "judge": judged.summary(), "findings": findings, **rendered}

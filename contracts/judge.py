@@ -247,42 +247,71 @@ def judged_months(session: Session, contract_ids: list[str]) -> pd.DataFrame:
     return merged.drop(columns=["from_period", "to_period"]).sort_values(["contract_id", "measure_code", "period"])
 
 
-def judge_all(session: Session, alpha: float) -> int:
-    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
-    from sqlalchemy import delete, insert
+JUDGEMENT_COLUMNS = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
+                     "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation", "kind"]
 
-    from contracts.models import ContractVariation, KpiValue, Measure
 
-    values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
-    session.execute(delete(Judgement))
-    if values.empty:
-        return 0
-    # Derived from records wins over provider-reported for the same contract x measure x month.
-    values["rank"] = (values["source"] != "derived").astype(int)
-    values = values.sort_values("rank").drop_duplicates(["contract_id", "measure_code", "period"])
-    targets = target_periods(session)
-    merged = values.merge(targets[["contract_id", "measure_code", "from_period", "to_period", "value",
-                                   "tolerance", "min_volume"]].rename(columns={"value": "target"}),
-                          on=["contract_id", "measure_code"], how="inner")
-    merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
-    merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
+def judging_terms(session: Session) -> tuple[pd.DataFrame, dict[str, str], dict[tuple[str, str], list[str]]]:
+    """What judging needs besides the KPI values: every target row with its months, each measure's direction,
+    and the variation months (SPC rebases) per contract x measure."""
     from contracts.catalogue import MEASURES_BY_CODE
     from contracts.declared import ensure_declared_measures
+    from contracts.models import ContractVariation, Measure
 
+    targets = target_periods(session)
     ensure_declared_measures(session)
     directions = {**dict(session.exec(select(Measure.code, Measure.direction)).all()),
                   **{code: m.direction for code, m in MEASURES_BY_CODE.items()}}
-    merged["direction"] = merged["measure_code"].map(directions)
-    judged = judge_frame(merged, alpha)
     breaks: dict[tuple[str, str], list[str]] = {}
     for variation in session.exec(select(ContractVariation)).all():
         codes = [variation.measure_code] if variation.measure_code else list(directions)
         for code in codes:
             breaks.setdefault((variation.contract_id, code), []).append(variation.effective_date.strftime("%Y-%m"))
-    judged = spc_columns(judged, breaks)
-    columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
-               "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation", "kind"]
-    records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
+    return targets, directions, breaks
+
+
+def judge_values(values: pd.DataFrame, alpha: float, targets: pd.DataFrame, directions: dict[str, str],
+                 breaks: dict[tuple[str, str], list[str]]) -> pd.DataFrame:
+    """The judgement rows (``JUDGEMENT_COLUMNS``) of whole contract x measure series of KPI values.
+
+    Each series is judged on its own (RAG and verdict per month, SPC over the series), so judging a subset of
+    series gives exactly the rows that judging everything gives for them.
+    """
+    if values.empty or targets.empty:
+        return pd.DataFrame(columns=JUDGEMENT_COLUMNS)
+    # Derived from records wins over provider-reported for the same contract x measure x month.
+    values = values.assign(rank=(values["source"] != "derived").astype(int))
+    values = values.sort_values(["rank"], kind="stable").drop_duplicates(["contract_id", "measure_code", "period"])
+    merged = values.merge(targets[["contract_id", "measure_code", "valid_from", "from_period", "to_period", "value",
+                                   "tolerance", "min_volume"]].rename(columns={"value": "target"}),
+                          on=["contract_id", "measure_code"], how="inner")
+    merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
+    # The latest target starting on or before the month wins (by month, then by day within the month).
+    merged = merged.sort_values(["from_period", "valid_from"], kind="stable").drop_duplicates(
+        ["contract_id", "measure_code", "period"], keep="last")
+    if merged.empty:
+        return pd.DataFrame(columns=JUDGEMENT_COLUMNS)
+    merged = merged.sort_values(["contract_id", "measure_code", "period"], kind="stable")
+    merged["direction"] = merged["measure_code"].map(directions)
+    judged = spc_columns(judge_frame(merged, alpha), breaks)
+    return judged[JUDGEMENT_COLUMNS]
+
+
+def judgement_records(judged: pd.DataFrame) -> list[dict]:
+    return judged.astype(object).where(judged.notna(), None).to_dict("records")
+
+
+def judge_all(session: Session, alpha: float) -> int:
+    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
+    from sqlalchemy import delete, insert
+
+    from contracts.models import KpiValue
+
+    values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
+    session.execute(delete(Judgement))
+    if values.empty:
+        return 0
+    records = judgement_records(judge_values(values, alpha, *judging_terms(session)))
     if records:
         session.execute(insert(Judgement), records)
     return len(records)
