@@ -135,11 +135,11 @@ def test_03_the_new_month_computes_that_month_and_the_series_with_a_value_in_it(
 def _resubmit(settings, world, period: str) -> str:
     """A second version of one provider's return for ``period`` with one record's outcome changed."""
     originals = sorted(p for p in world["staging"].iterdir()
-                       if (n := parse_file_name(p.name, ALL_TYPES)) is not None and n.period == period and n.return_type == "crc_orders")
+                       if (n := parse_file_name(p.name, ALL_TYPES)) is not None and n.period == period and n.return_type == "crc_caseload")
     source = originals[0]
     rows = list(csv.DictReader(io.StringIO(source.read_text())))
     changed = next(i for i, r in enumerate(rows) if r.get("outcome") == "completed" and r.get("end_date", "").startswith(period))
-    rows[changed]["outcome"] = "revoked"
+    rows[changed]["outcome"] = "revoked_breach"
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -185,7 +185,7 @@ def test_06_a_variation_rejudges_that_contracts_series_and_derives_nothing(world
     settings = world["settings"]
     with session_scope(settings) as session:
         contract_id = session.exec(select(KpiValue.contract_id).order_by(KpiValue.contract_id)).first()
-        record_variation(session, contract_id, date(2024, 1, 1), "redesign", "Service redesigned")
+        record_variation(session, contract_id, date(2024, 1, 1), "service_redesign", "Service redesigned")
     derived, judged = _run_both(settings)
     assert derived.computed == 0
     assert judged.computed and {s.split("|")[0] for s in judged.computed_scopes} == {contract_id}
