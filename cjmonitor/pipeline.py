@@ -286,13 +286,15 @@ def analyse(settings: Settings) -> dict:
     """Outcome methods on stored data: comparison groups for reoffending cohorts, synthetic control for
     service redesigns, interrupted time series for contract variations, staggered DiD for roll-outs. Each result
     is a Finding."""
-    from contracts.analysis import cohort_findings, its_findings, rollout_findings, synth_findings
+    from contracts.analysis import its_findings, rollout_findings, synth_findings
+    from contracts.incremental import cohort_changed
 
     ensure_schema(settings)
     with (progress.stage("Outcome methods (matching, synthetic control, ITS)") as tick,
           session_scope(settings) as session, keep_creation_times(session, Finding)):
         tick(0, total=4)
-        cohorts = cohort_findings(session, settings.alpha)
+        # Comparison groups only for the contracts whose reoffending cohorts changed (contracts.incremental).
+        cohorts, cohort_counts = cohort_changed(session, settings.alpha)
         tick()
         synths = synth_findings(session, settings.alpha)
         tick()
@@ -300,8 +302,8 @@ def analyse(settings: Settings) -> dict:
         tick()
         rollouts = rollout_findings(session, settings.alpha)  # staggered roll-outs across areas (#17)
         tick()
-        return {"comparison_group": len(cohorts), "synthetic_control": len(synths), "its": len(its),
-                "staggered_did": len(rollouts)}
+        return {"comparison_group": len(cohorts), "comparison_group_contracts_skipped": cohort_counts.skipped,
+                "synthetic_control": len(synths), "its": len(its), "staggered_did": len(rollouts)}
 
 
 # ------------------------------------------------------------------ render

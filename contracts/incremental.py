@@ -333,3 +333,42 @@ def judge_changed(session: Session, alpha: float, first_period: str = FIRST, las
     counts.stored = session.exec(select(func.count()).select_from(Judgement)).one()
     log.info("%s", counts.summary())
     return counts
+
+
+# ------------------------------------------------------------------ analyse: comparison groups of reoffending cohorts
+
+COHORT_CODE = ("contracts/analysis.py", "outcomes/*.py")
+
+
+def cohort_changed(session: Session, alpha: float, *, force: bool = False) -> tuple[list, StepCounts]:
+    """The comparison-group findings (``contracts.analysis.cohort_findings``) of the contracts whose reoffending
+    cohorts changed since they were analysed: a contract's findings use every current cohort return of it, so the
+    contract is the unit; its checksum hashes those returns' sha256, ``alpha`` and the analysis code. The other
+    methods (ITS, synthetic control, staggered roll-outs) fit whole monthly series, which every new month changes:
+    they run in full."""
+    from contracts.analysis import cohort_findings
+    from contracts.models import ReoffendingRecord
+
+    counts = StepCounts("analyse comparison groups", "contracts")
+    rows = session.exec(select(ReoffendingRecord.contract_id, Submission.sha256).distinct()
+                        .join(Submission, Submission.id == ReoffendingRecord.submission_id)
+                        .where(Submission.is_current, Submission.status == "accepted")).all()
+    inputs: dict[str, set[str]] = {}
+    for contract_id, sha in rows:
+        inputs.setdefault(contract_id, set()).add(sha)
+    code = code_hash(COHORT_CODE)
+    checksums = {c: _sha(code, repr(float(alpha)), *sorted(shas)) for c, shas in inputs.items()}
+    stored = _stored(session, "analyse_cohort")
+    changed = sorted(c for c in checksums if force or stored.get(c) != checksums[c])
+    counts.computed, counts.skipped = len(changed), len(checksums) - len(changed)
+    counts.computed_scopes = changed
+    findings = cohort_findings(session, alpha, contract_ids=changed) if changed else []
+    per_contract: dict[str, int] = {}
+    for finding in findings:
+        per_contract[finding.contract_id] = per_contract.get(finding.contract_id, 0) + 1
+    counts.rows_written = len(findings)
+    _record(session, "analyse_cohort", [
+        {"scope": c, "checksum": checksums[c], "rows": per_contract.get(c, 0),
+         "detail": json.dumps({"cohort_returns": sorted(s[:16] for s in inputs[c])})} for c in changed])
+    log.info("%s", counts.summary())
+    return findings, counts

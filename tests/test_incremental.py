@@ -170,6 +170,36 @@ def test_04_a_resubmission_recomputes_exactly_its_month(world, tmp_path):
     _assert_same_as_full(settings, tmp_path)
 
 
+def _findings(settings) -> list:
+    """The finding rows without their creation times."""
+    from sqlmodel import SQLModel
+
+    names = [c.name for c in SQLModel.metadata.tables["finding"].columns if c.name != "id"]
+    return sorted((tuple(v for n, v in zip(names, row, strict=True) if n != "created_at")
+                   for row in table_rows(settings, "finding")), key=repr)
+
+
+def _full_cohort_findings(settings, tmp_path) -> list:
+    from contracts.analysis import cohort_findings
+
+    copy = get_settings(tmp_path / "full-findings")
+    demo_db_copy(settings.home, copy.home)
+    with session_scope(copy) as session:
+        cohort_findings(session, settings.alpha)
+    return _findings(copy)
+
+
+def test_045_analyse_runs_comparison_groups_once_per_cohort_change(world, tmp_path):
+    settings = world["settings"]
+    first = pipeline.analyse(settings)
+    assert first["comparison_group"] > 0 and first["comparison_group_contracts_skipped"] == 0
+    before = table_checksums(settings)
+    again = pipeline.analyse(settings)
+    assert again["comparison_group"] == 0 and again["comparison_group_contracts_skipped"] > 0
+    assert table_checksums(settings) == before
+    assert _findings(settings) == _full_cohort_findings(settings, tmp_path)
+
+
 def test_05_a_late_reoffending_cohort_recomputes_its_quarter(world, tmp_path):
     settings = world["settings"]
     assert pipeline.ingest(settings, paths=[world["cohort"]]).accepted == 1
@@ -177,6 +207,14 @@ def test_05_a_late_reoffending_cohort_recomputes_its_quarter(world, tmp_path):
     assert derived.computed_scopes == [world["cohort_period"]]
     assert judged.computed and all(s.endswith("|reo_binary_12m") for s in judged.computed_scopes)
     _assert_same_as_full(settings, tmp_path)
+    # The comparison groups of the cohort's contracts, and only theirs, are matched again.
+    from contracts.incremental import cohort_changed
+
+    cohort_contracts = {r["contract_id"] for r in csv.DictReader(io.StringIO(world["cohort"].read_text()))}
+    with session_scope(settings) as session:
+        _findings_made, counts = cohort_changed(session, settings.alpha)
+    assert set(counts.computed_scopes) == cohort_contracts and counts.skipped > 0
+    assert _findings(settings) == _full_cohort_findings(settings, tmp_path)
 
 
 def test_06_a_variation_rejudges_that_contracts_series_and_derives_nothing(world, tmp_path):
