@@ -249,21 +249,32 @@ def series_checksums(values: pd.DataFrame, targets: pd.DataFrame, directions: di
             for key in series}
 
 
-def _row_key(row: dict) -> tuple:
-    return row["contract_id"], row["measure_code"], row["period"]
+FLOAT_COLUMNS = ["value", "numerator", "denominator", "target", "tolerance", "ci_low", "ci_high", "alpha"]
+KEY_COLUMNS = ["contract_id", "measure_code", "period"]
 
 
-def _comparable(row: dict, columns: list[str]) -> tuple:
-    out = []
+def _same_rows(new: pd.DataFrame, old: pd.DataFrame, columns: list[str]) -> tuple[pd.Series, pd.Series]:
+    """Which new rows are already stored with the same content, and which stored rows are not (by key)."""
+    merged = new[columns].reset_index(drop=True).reset_index(names="new_row").merge(
+        old[["id", *columns]], on=KEY_COLUMNS, how="outer", suffixes=("", "_old"))
+    same = merged["new_row"].notna() & merged["id"].notna()
     for name in columns:
-        v = row[name]
-        if v is None or (isinstance(v, float) and v != v):
-            out.append(None)
-        elif isinstance(v, str):
-            out.append(v)
+        if name in KEY_COLUMNS:
+            continue
+        a, b = merged[name], merged[f"{name}_old"]
+        if name in FLOAT_COLUMNS:
+            a, b = pd.to_numeric(a, errors="coerce").astype(float), pd.to_numeric(b, errors="coerce").astype(float)
+            equal = (a == b) | (a.isna() & b.isna())
         else:
-            out.append(float(v))
-    return tuple(out)
+            a, b = a.astype(object), b.astype(object)
+            a_na, b_na = a.isna(), b.isna()
+            equal = (a_na & b_na) | (~a_na & ~b_na & (a.where(~a_na, "") == b.where(~b_na, "")))
+        same &= equal
+    kept_new = set(merged.loc[same, "new_row"].astype(int))
+    kept_old = set(merged.loc[same, "id"].astype(int))
+    unchanged_new = pd.Series([i in kept_new for i in range(len(new))], dtype=bool)
+    stale_old = old["id"][~old["id"].astype(int).isin(kept_old)]
+    return unchanged_new, stale_old
 
 
 def judge_changed(session: Session, alpha: float, first_period: str = FIRST, last_period: str = LAST, *,
@@ -280,10 +291,9 @@ def judge_changed(session: Session, alpha: float, first_period: str = FIRST, las
     kpi = KpiValue.__table__
     values = pd.DataFrame(connection.execute(select_rows(*[kpi.c[c] for c in VALUE_COLUMNS])).mappings().all(),
                           columns=VALUE_COLUMNS)
-    judgement = Judgement.__table__
-    judged_keys = pd.DataFrame(connection.execute(select_rows(
-        judgement.c.id, judgement.c.contract_id, judgement.c.measure_code, judgement.c.period)).all(),
-        columns=["id", "contract_id", "measure_code", "period"])
+    table = Judgement.__table__
+    stored_rows = pd.DataFrame(connection.execute(select_rows(table.c.id, *[table.c[c] for c in JUDGEMENT_COLUMNS]))
+                               .all(), columns=["id", *JUDGEMENT_COLUMNS])
     targets, directions, breaks = judging_terms(session)
     stored = _stored(session, "judge")
     whole = (first_period, last_period) == (FIRST, LAST)
@@ -293,7 +303,7 @@ def judge_changed(session: Session, alpha: float, first_period: str = FIRST, las
             frame = frame[_in(frame, first_period, last_period)]
         return set(zip(frame["contract_id"], frame["measure_code"], strict=True))
 
-    series = pairs(values) | pairs(judged_keys)
+    series = pairs(values) | pairs(stored_rows)
     if whole:
         series |= {tuple(scope.split("|", 1)) for scope in stored}
     series = sorted(series)
@@ -304,23 +314,16 @@ def judge_changed(session: Session, alpha: float, first_period: str = FIRST, las
     if changed:
         wanted = pd.MultiIndex.from_tuples(changed, names=["contract_id", "measure_code"])
         mine = values.set_index(["contract_id", "measure_code"]).index.isin(wanted)
-        new_rows = judgement_records(judge_values(values[mine].reset_index(drop=True), alpha, targets, directions,
-                                                  breaks))
-        old_ids = judged_keys[judged_keys.set_index(["contract_id", "measure_code"]).index.isin(wanted)]["id"]
-        old_rows = {}
-        table = Judgement.__table__
-        ids = [int(i) for i in old_ids]
-        for start in range(0, len(ids), 500):
-            for row in connection.execute(select_rows(table).where(table.c.id.in_(ids[start:start + 500]))).mappings():
-                old_rows[_row_key(row)] = (row["id"], _comparable(row, JUDGEMENT_COLUMNS))
-        fresh = {_row_key(r): r for r in new_rows}
-        unchanged = {k for k, r in fresh.items() if k in old_rows and old_rows[k][1] == _comparable(r, JUDGEMENT_COLUMNS)}
-        stale = [old_rows[k][0] for k in old_rows if k not in unchanged]
+        judged = judge_values(values[mine].reset_index(drop=True), alpha, targets, directions, breaks).reset_index(drop=True)
+        old = stored_rows[stored_rows.set_index(["contract_id", "measure_code"]).index.isin(wanted)]
+        unchanged, stale_ids = _same_rows(judged, old, JUDGEMENT_COLUMNS)
+        stale = [int(i) for i in stale_ids]
         for start in range(0, len(stale), 500):
             session.execute(delete(table).where(table.c.id.in_(stale[start:start + 500])))
-        inserts = [r for k, r in fresh.items() if k not in unchanged]
+        inserts = judgement_records(judged[~unchanged.to_numpy()])
         if inserts:
             session.execute(insert(Judgement), inserts)
+        fresh = list(zip(judged["contract_id"], judged["measure_code"], judged["period"], strict=True))
         counts.rows_deleted, counts.rows_written = len(stale), len(inserts)
         per_series: dict[tuple[str, str], int] = {}
         for contract_id, code, _period in fresh:

@@ -113,6 +113,11 @@ def measure_chart(series: pd.DataFrame, breaks=(), period: str | None = None, ta
     series = _chart_rows(series)
     if period is not None:
         series = series[series["period"] <= period]
+    return _chart_of(series, breaks, target)
+
+
+def _chart_of(series: pd.DataFrame, breaks, target: float | None):
+    """:func:`measure_chart` of a series' chart rows (``_chart_rows``, already filtered and in order)."""
     if len(series) < MIN_BASELINE:
         return None
     periods = list(series["period"])
@@ -138,15 +143,16 @@ def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list] | None
     :func:`measure_chart`). Series shorter than the SPC baseline get no signals.
     """
     frame = judged.reset_index(drop=True)
-    frame["spc_signals"] = ""
-    frame["spc_variation"] = ""
-    frame["spc_variation_icon"] = ""
+    # Filled as arrays and set once: setting cells one at a time was most of the judging time.
+    signals = np.full(len(frame), "", dtype=object)
+    variation = np.full(len(frame), "", dtype=object)
+    icons = np.full(len(frame), "", dtype=object)
     breaks = breaks or {}
     for (contract_id, code), series in frame.groupby(["contract_id", "measure_code"], sort=False):
-        chart = measure_chart(series, breaks.get((contract_id, code), []))
+        series = _chart_rows(series)
+        chart = _chart_of(series, breaks.get((contract_id, code), []), None)
         if chart is None:
             continue
-        series = _chart_rows(series)
         words = [[] for _ in range(len(series))]
         kinds = [set() for _ in range(len(series))]
         for signal in chart.signals:
@@ -154,11 +160,13 @@ def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list] | None
                 words[i].append(f"{signal.rule} ({signal.meaning})")
                 kinds[i].add(signal)
         for position, index in enumerate(series.index):
-            mine = words[position]
-            frame.at[index, "spc_signals"] = "; ".join(dict.fromkeys(mine))
+            signals[index] = "; ".join(dict.fromkeys(words[position]))
             icon = point_icon(kinds[position], chart.improvement)
-            frame.at[index, "spc_variation_icon"] = icon
-            frame.at[index, "spc_variation"] = ICON_VARIATION_WORDS[icon.split("_")[0]]
+            icons[index] = icon
+            variation[index] = ICON_VARIATION_WORDS[icon.split("_")[0]]
+    frame["spc_signals"] = signals
+    frame["spc_variation"] = variation
+    frame["spc_variation_icon"] = icons
     return frame
 
 
