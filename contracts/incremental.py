@@ -196,8 +196,19 @@ def derive_changed(session: Session, first_period: str = FIRST, last_period: str
         counts.rows_deleted += session.exec(select(func.count()).select_from(KpiValue).where(
             KpiValue.period >= run[0], KpiValue.period <= run[-1])).one()
         counts.rows_written += derive_kpis(session, run[0], run[-1], home=home, alpha=alpha)
-    per_month = dict(session.exec(select(KpiValue.period, func.count()).where(KpiValue.period.in_(changed))
-                                  .group_by(KpiValue.period)).all()) if changed else {}
+    per_month: dict[str, int] = {}
+    for period, measure_code, ids in (session.exec(select(KpiValue.period, KpiValue.measure_code, KpiValue.submission_ids)
+                                                   .where(KpiValue.period.in_(changed))).all() if changed else []):
+        per_month[period] = per_month.get(period, 0) + 1
+        # What makes skipping safe: a month's values come from that month's current returns only.
+        allowed = {s[0] for s in submissions.get(period, [])}
+        foreign = sorted(int(i) for i in ids.split(",") if i and int(i) not in allowed)
+        if foreign:
+            from contracts.errors import DeclaredKpiError
+
+            raise DeclaredKpiError(
+                f"KPI {measure_code!r} for {period} was derived from submission(s) {foreign}, which are not current "
+                f"accepted returns of {period}: a KPI must derive each month from that month's returns only")
     _record(session, "derive", [
         {"scope": m, "checksum": checksums[m], "rows": int(per_month.get(m, 0)),
          "detail": json.dumps({"submissions": [[s[0], s[1], s[2][:16]] for s in submissions.get(m, [])],
