@@ -30,9 +30,8 @@ from cjmonitor.state import (  # noqa: F401  (steps and DAGs call these as pipel
     provider_ids,
     recipient_ids,
 )
+from contracts.incremental import StepCounts
 from contracts.ingest import IngestOutcome, ingest_file
-from contracts.judge import judge_all
-from contracts.kpis import derive_kpis
 from contracts.models import (
     Area,
     Artifact,
@@ -242,19 +241,35 @@ def month_before(moment: datetime) -> str:
 # ------------------------------------------------------------------ derive and judge
 
 
-def derive(settings: Settings) -> int:
+def derive(settings: Settings, first_period: str | None = None, last_period: str | None = None, *,
+           force: bool = False) -> StepCounts:
+    """Derive the KPI values of the months (in range) whose inputs changed since they were derived.
+
+    No range: every month with returns. ``force``: recompute the months even where the inputs are unchanged.
+    Returns the counts (months computed and skipped, values written); see ``contracts.incremental``.
+    """
+    from contracts.incremental import derive_changed
+
     ensure_schema(settings)
+    first, last = _range(first_period, last_period)
     with progress.stage("Deriving KPIs"), session_scope(settings) as session:
-        return derive_kpis(session, home=settings.home, alpha=settings.alpha)
+        counts = derive_changed(session, first, last, home=settings.home, alpha=settings.alpha, force=force)
+    return counts
 
 
-def judge(settings: Settings) -> int:
-    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
+def judge(settings: Settings, first_period: str | None = None, last_period: str | None = None, *,
+          force: bool = False) -> StepCounts:
+    """Judge every KPI value against the target in force for its month, for the contract x measure series
+    (touching the range) whose values, targets or variations changed since they were judged."""
+    from contracts.incremental import judge_changed
+
     ensure_schema(settings)
+    first, last = _range(first_period, last_period)
     with progress.stage("Judging KPIs against targets"), session_scope(settings) as session:
-        judged = judge_all(session, settings.alpha)
-    calibrate_shortfall_rule(settings)
-    return judged
+        counts = judge_changed(session, settings.alpha, first, last, force=force)
+    if counts.rows_written or counts.rows_deleted or not settings.threshold_cache_path.exists():
+        calibrate_shortfall_rule(settings)  # thresholds for the series as judged now (unchanged: already stored)
+    return counts
 
 
 def calibrate_shortfall_rule(settings: Settings, period: str | None = None) -> int:
@@ -283,6 +298,15 @@ def calibrate_shortfall_rule(settings: Settings, period: str | None = None) -> i
     return save_threshold_store()
 
 
+def _range(first_period: str | None, last_period: str | None) -> tuple[str, str]:
+    from contracts.incremental import FIRST, LAST
+
+    first, last = first_period or FIRST, last_period or LAST
+    if first > last:
+        raise ConfigError(f"the range {first}..{last} is empty: --from must not be after --to")
+    return first, last
+
+
 # ------------------------------------------------------------------ analyse
 
 
@@ -290,13 +314,15 @@ def analyse(settings: Settings) -> dict:
     """Outcome methods on stored data: comparison groups for reoffending cohorts, synthetic control for
     service redesigns, interrupted time series for contract variations, staggered DiD for roll-outs. Each result
     is a Finding."""
-    from contracts.analysis import cohort_findings, its_findings, rollout_findings, synth_findings
+    from contracts.analysis import its_findings, rollout_findings, synth_findings
+    from contracts.incremental import cohort_changed
 
     ensure_schema(settings)
     with (progress.stage("Outcome methods (matching, synthetic control, ITS)") as tick,
           session_scope(settings) as session, keep_creation_times(session, Finding)):
         tick(0, total=4)
-        cohorts = cohort_findings(session, settings.alpha)
+        # Comparison groups only for the contracts whose reoffending cohorts changed (contracts.incremental).
+        cohorts, cohort_counts = cohort_changed(session, settings.alpha)
         tick()
         synths = synth_findings(session, settings.alpha)
         tick()
@@ -304,8 +330,8 @@ def analyse(settings: Settings) -> dict:
         tick()
         rollouts = rollout_findings(session, settings.alpha)  # staggered roll-outs across areas (#17)
         tick()
-        return {"comparison_group": len(cohorts), "synthetic_control": len(synths), "its": len(its),
-                "staggered_did": len(rollouts)}
+        return {"comparison_group": len(cohorts), "comparison_group_contracts_skipped": cohort_counts.skipped,
+                "synthetic_control": len(synths), "its": len(its), "staggered_did": len(rollouts)}
 
 
 # ------------------------------------------------------------------ render
@@ -456,8 +482,9 @@ def render_index_only(settings: Settings, period: str) -> str:
 def run_all(settings: Settings, period: str | None = None) -> dict:
     """ingest -> derive -> judge -> render, as the monthly DAG does."""
     summary = ingest(settings)
-    kpis = derive(settings)
+    derived = derive(settings)
     judged = judge(settings)
     findings = analyse(settings)
     rendered = render(settings, period)
-    return {"ingest": summary.to_dict(), "kpi_values": kpis, "judgements": judged, "findings": findings, **rendered}
+    return {"ingest": summary.to_dict(), "kpi_values": derived.stored, "judgements": judged.stored,
+            "derive": derived.summary(), "judge": judged.summary(), "findings": findings, **rendered}

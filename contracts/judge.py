@@ -113,6 +113,11 @@ def measure_chart(series: pd.DataFrame, breaks=(), period: str | None = None, ta
     series = _chart_rows(series)
     if period is not None:
         series = series[series["period"] <= period]
+    return _chart_of(series, breaks, target)
+
+
+def _chart_of(series: pd.DataFrame, breaks, target: float | None):
+    """:func:`measure_chart` of a series' chart rows (``_chart_rows``, already filtered and in order)."""
     if len(series) < MIN_BASELINE:
         return None
     periods = list(series["period"])
@@ -138,15 +143,16 @@ def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list] | None
     :func:`measure_chart`). Series shorter than the SPC baseline get no signals.
     """
     frame = judged.reset_index(drop=True)
-    frame["spc_signals"] = ""
-    frame["spc_variation"] = ""
-    frame["spc_variation_icon"] = ""
+    # Filled as arrays and set once: setting cells one at a time was most of the judging time.
+    signals = np.full(len(frame), "", dtype=object)
+    variation = np.full(len(frame), "", dtype=object)
+    icons = np.full(len(frame), "", dtype=object)
     breaks = breaks or {}
     for (contract_id, code), series in frame.groupby(["contract_id", "measure_code"], sort=False):
-        chart = measure_chart(series, breaks.get((contract_id, code), []))
+        series = _chart_rows(series)
+        chart = _chart_of(series, breaks.get((contract_id, code), []), None)
         if chart is None:
             continue
-        series = _chart_rows(series)
         words = [[] for _ in range(len(series))]
         kinds = [set() for _ in range(len(series))]
         for signal in chart.signals:
@@ -154,11 +160,13 @@ def spc_columns(judged: pd.DataFrame, breaks: dict[tuple[str, str], list] | None
                 words[i].append(f"{signal.rule} ({signal.meaning})")
                 kinds[i].add(signal)
         for position, index in enumerate(series.index):
-            mine = words[position]
-            frame.at[index, "spc_signals"] = "; ".join(dict.fromkeys(mine))
+            signals[index] = "; ".join(dict.fromkeys(words[position]))
             icon = point_icon(kinds[position], chart.improvement)
-            frame.at[index, "spc_variation_icon"] = icon
-            frame.at[index, "spc_variation"] = ICON_VARIATION_WORDS[icon.split("_")[0]]
+            icons[index] = icon
+            variation[index] = ICON_VARIATION_WORDS[icon.split("_")[0]]
+    frame["spc_signals"] = signals
+    frame["spc_variation"] = variation
+    frame["spc_variation_icon"] = icons
     return frame
 
 
@@ -255,42 +263,71 @@ def judged_months(session: Session, contract_ids: list[str]) -> pd.DataFrame:
     return merged.drop(columns=["from_period", "to_period"]).sort_values(["contract_id", "measure_code", "period"])
 
 
-def judge_all(session: Session, alpha: float) -> int:
-    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
-    from sqlalchemy import delete, insert
+JUDGEMENT_COLUMNS = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
+                     "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation", "kind"]
 
-    from contracts.models import ContractVariation, KpiValue, Measure
 
-    values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
-    session.execute(delete(Judgement))
-    if values.empty:
-        return 0
-    # Derived from records wins over provider-reported for the same contract x measure x month.
-    values["rank"] = (values["source"] != "derived").astype(int)
-    values = values.sort_values("rank").drop_duplicates(["contract_id", "measure_code", "period"])
-    targets = target_periods(session)
-    merged = values.merge(targets[["contract_id", "measure_code", "from_period", "to_period", "value",
-                                   "tolerance", "min_volume"]].rename(columns={"value": "target"}),
-                          on=["contract_id", "measure_code"], how="inner")
-    merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
-    merged = merged.sort_values("from_period").drop_duplicates(["contract_id", "measure_code", "period"], keep="last")
+def judging_terms(session: Session) -> tuple[pd.DataFrame, dict[str, str], dict[tuple[str, str], list[str]]]:
+    """What judging needs besides the KPI values: every target row with its months, each measure's direction,
+    and the variation months (SPC rebases) per contract x measure."""
     from contracts.catalogue import MEASURES_BY_CODE
     from contracts.declared import ensure_declared_measures
+    from contracts.models import ContractVariation, Measure
 
+    targets = target_periods(session)
     ensure_declared_measures(session)
     directions = {**dict(session.exec(select(Measure.code, Measure.direction)).all()),
                   **{code: m.direction for code, m in MEASURES_BY_CODE.items()}}
-    merged["direction"] = merged["measure_code"].map(directions)
-    judged = judge_frame(merged, alpha)
     breaks: dict[tuple[str, str], list[str]] = {}
     for variation in session.exec(select(ContractVariation)).all():
         codes = [variation.measure_code] if variation.measure_code else list(directions)
         for code in codes:
             breaks.setdefault((variation.contract_id, code), []).append(variation.effective_date.strftime("%Y-%m"))
-    judged = spc_columns(judged, breaks)
-    columns = ["contract_id", "measure_code", "period", "value", "numerator", "denominator", "target",
-               "tolerance", "rag", "ci_low", "ci_high", "alpha", "verdict", "spc_signals", "spc_variation", "kind"]
-    records = judged[columns].astype(object).where(judged[columns].notna(), None).to_dict("records")
+    return targets, directions, breaks
+
+
+def judge_values(values: pd.DataFrame, alpha: float, targets: pd.DataFrame, directions: dict[str, str],
+                 breaks: dict[tuple[str, str], list[str]]) -> pd.DataFrame:
+    """The judgement rows (``JUDGEMENT_COLUMNS``) of whole contract x measure series of KPI values.
+
+    Each series is judged on its own (RAG and verdict per month, SPC over the series), so judging a subset of
+    series gives exactly the rows that judging everything gives for them.
+    """
+    if values.empty or targets.empty:
+        return pd.DataFrame(columns=JUDGEMENT_COLUMNS)
+    # Derived from records wins over provider-reported for the same contract x measure x month.
+    values = values.assign(rank=(values["source"] != "derived").astype(int))
+    values = values.sort_values(["rank"], kind="stable").drop_duplicates(["contract_id", "measure_code", "period"])
+    merged = values.merge(targets[["contract_id", "measure_code", "valid_from", "from_period", "to_period", "value",
+                                   "tolerance", "min_volume"]].rename(columns={"value": "target"}),
+                          on=["contract_id", "measure_code"], how="inner")
+    merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]
+    # The latest target starting on or before the month wins (by month, then by day within the month).
+    merged = merged.sort_values(["from_period", "valid_from"], kind="stable").drop_duplicates(
+        ["contract_id", "measure_code", "period"], keep="last")
+    if merged.empty:
+        return pd.DataFrame(columns=JUDGEMENT_COLUMNS)
+    merged = merged.sort_values(["contract_id", "measure_code", "period"], kind="stable")
+    merged["direction"] = merged["measure_code"].map(directions)
+    judged = spc_columns(judge_frame(merged, alpha), breaks)
+    return judged[JUDGEMENT_COLUMNS]
+
+
+def judgement_records(judged: pd.DataFrame) -> list[dict]:
+    return judged.astype(object).where(judged.notna(), None).to_dict("records")
+
+
+def judge_all(session: Session, alpha: float) -> int:
+    """Judge every KPI value against the target in force for its month; replaces earlier judgements."""
+    from sqlalchemy import delete, insert
+
+    from contracts.models import KpiValue
+
+    values = pd.DataFrame([v.model_dump() for v in session.exec(select(KpiValue)).all()])
+    session.execute(delete(Judgement))
+    if values.empty:
+        return 0
+    records = judgement_records(judge_values(values, alpha, *judging_terms(session)))
     if records:
         session.execute(insert(Judgement), records)
     return len(records)

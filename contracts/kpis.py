@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert
 from sqlmodel import Session
 
 from contracts.catalogue import MEASURES
+from contracts.errors import DeclaredKpiError
 from contracts.models import KpiValue
 from contracts.sqlfiles import load_sql
 
@@ -85,6 +86,14 @@ def derive_kpis(session: Session, first_period: str = "0000-00", last_period: st
         frame["kind"] = "proportion"
     declared = declared_kpi_values(session, first_period, last_period, home=home, alpha=alpha)
     values = pd.concat([f for f in [*frames, declared] if not f.empty], ignore_index=True)
+    if not values.empty:
+        outside = values[(values["period"] < first_period) | (values["period"] > last_period)]
+        if len(outside):
+            row = outside.iloc[0]
+            raise DeclaredKpiError(
+                f"KPI {row['measure_code']!r} returned a value for {row['period']}, outside the months derived "
+                f"({first_period}..{last_period}): its query must keep to s.period BETWEEN :first_period AND "
+                ":last_period (each month's values are derived from that month's returns)")
     session.execute(delete(KpiValue).where(KpiValue.period >= first_period, KpiValue.period <= last_period))
     if values.empty:
         return 0

@@ -376,6 +376,27 @@ class Judgement(SQLModel, table=True):
     kind: str = Field(default="proportion", max_length=12)  # proportion, median (days), count: as KpiValue.kind
 
 
+class InputChecksum(SQLModel, table=True):
+    """What a stored result was computed from: one row per step x scope (``contracts.incremental``).
+
+    ``derive`` has one row per month (scope ``YYYY-MM``): the KPI values of that month were derived from the
+    current accepted submissions of the month and the definitions in ``detail``. ``judge`` has one row per
+    contract x measure series (scope ``contract_id|measure_code``): its judgements were made from the series' KPI
+    values, target rows, variation months and the judging code. ``analyse_cohort`` has one row per contract: its
+    comparison-group findings were made from its current reoffending cohort returns. A step skips a scope whose
+    checksum is unchanged.
+    """
+
+    __tablename__ = "input_checksum"
+    __table_args__ = (UniqueConstraint("step", "scope"),)
+    id: int | None = Field(default=None, primary_key=True)
+    step: str = Field(max_length=20)  # derive, judge, analyse_cohort
+    scope: str = Field(max_length=120)  # YYYY-MM (derive), contract_id|measure_code (judge)
+    checksum: str = Field(max_length=64)  # sha256 hex of the inputs
+    rows: int = 0  # result rows the scope holds (KPI values, judgements)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
 class Finding(SQLModel, table=True):
     """The result of a method (ITS, matching, synthetic control) run on stored data."""
 

@@ -105,18 +105,22 @@ def cjmonitor_monthly():
             print(f"{provider_id}: {summary.rejected} returns rejected; error reports: {summary.error_reports}")
         return result
 
+    # Derive and judge are incremental: every month (series) whose inputs changed since it was computed, which on
+    # a monthly run is the new month plus any resubmitted, varied or newly cohorted ones; the rest are skipped.
     @task(pool=DB_POOL)
-    def derive_kpis(_ingested: list[dict]) -> int:
+    def derive_kpis(_ingested: list[dict]) -> dict:
         from cjmonitor import pipeline
 
-        return pipeline.derive(_settings())
+        counts = pipeline.derive(_settings())
+        print(counts.summary())
+        return {"computed": counts.computed, "skipped": counts.skipped, "stored": counts.stored}
 
     @task(pool=DB_POOL)
-    def judge_kpis(_derived: int) -> str:
+    def judge_kpis(_derived: dict) -> str:
         from cjmonitor import pipeline
 
         settings = _settings()
-        pipeline.judge(settings)
+        print(pipeline.judge(settings).summary())
         return get_current_context()["params"].get("period") or pipeline.latest_period(settings)
 
     @task(pool=DB_POOL)

@@ -260,6 +260,49 @@ def test_a_sql_file_kpi_runs_from_the_home_with_the_same_bind_parameters(home):
         pipeline.derive(home)
 
 
+def test_an_edited_sql_file_rederives_and_a_query_reading_other_months_is_refused(home):
+    """Incremental derive (contracts.incremental): the analyst's SQL file is part of the KPI's definition, and a
+    month may only be derived from its own returns (what makes skipping the unchanged months safe)."""
+    spec = copy.deepcopy(SERVICE)
+    spec["kpis"].append({"code": "wc_seen_sql", "name": "Seen at all (analyst's SQL)", "direction": "higher",
+                         "sql": "kpis/wc_seen.sql"})
+    sql = home.home / "kpis" / "wc_seen.sql"
+    sql.parent.mkdir()
+    query = ("SELECT r.contract_id, s.period, s.id AS submission_id,\n"
+             "       SUM(CASE WHEN r.{column} IS NOT NULL THEN 1 ELSE 0 END) AS numerator, COUNT(*) AS denominator\n"
+             "FROM declared_womens_referrals r JOIN submission s ON s.id = r.submission_id\n"
+             "WHERE s.is_current AND s.status = 'accepted' AND s.period BETWEEN :first_period AND :last_period\n"
+             "GROUP BY r.contract_id, s.period, s.id\n")
+    sql.write_text(query.format(column="first_seen_date"))
+    with session_scope(home) as session:
+        save_services(session, [parse_service(spec)])
+    _drop(home, f"{PROVIDER}_womens_referrals_2024-03.csv", _csv(ROWS))
+    april = [(WC, "P8", "2024-04-02", "", "ongoing")]
+    assert _drop(home, f"{PROVIDER}_womens_referrals_2024-04.csv", _csv(april)).accepted == 1
+
+    def seen():
+        with session_scope(home) as session:
+            return {v.period: (v.numerator, v.denominator) for v in session.exec(
+                select(KpiValue).where(KpiValue.measure_code == "wc_seen_sql")).all()}
+
+    assert pipeline.derive(home).computed == 2 and seen() == {"2024-03": (6, 7), "2024-04": (0, 1)}
+    assert pipeline.derive(home).computed == 0
+    sql.write_text(query.format(column="outcome"))  # the analyst changes the rule: every month is derived again
+    counts = pipeline.derive(home)
+    assert (counts.computed, counts.skipped) == (2, 0) and seen() == {"2024-03": (6, 7), "2024-04": (1, 1)}
+    # A query that counts March's returns into April would make April depend on March: refused, nothing written.
+    sql.write_text("SELECT r.contract_id, :last_period AS period, s.id AS submission_id, COUNT(*) AS numerator,\n"
+                   "       COUNT(*) AS denominator\n"
+                   "FROM declared_womens_referrals r JOIN submission s ON s.id = r.submission_id\n"
+                   "WHERE s.is_current AND s.status = 'accepted' AND s.period BETWEEN :first_period AND :last_period\n"
+                   "GROUP BY r.contract_id, s.id\n")
+    from contracts.errors import DeclaredKpiError
+
+    with pytest.raises(DeclaredKpiError, match="which are not current accepted returns of 2024-04"):
+        pipeline.derive(home)
+    assert seen() == {"2024-03": (6, 7), "2024-04": (1, 1)}
+
+
 def test_median_interval_by_order_statistics():
     # n = 20 at 95%: ranks 6 and 15 (P(Bin(20, .5) <= 5) = 0.0207 <= 0.025 < P(<= 6) = 0.0577), Conover table A3
     x = np.arange(1, 21, dtype=float) * 2

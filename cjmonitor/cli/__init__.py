@@ -75,7 +75,7 @@ for command in (
     world.generate, world.demo,
     ingest.ingest,
     returns.returns,
-    pipeline.run, pipeline.render,
+    pipeline.run, pipeline.derive, pipeline.judge, pipeline.render,
     contracts.scorecard, contracts.credits, contracts.list_contracts, contracts.vary_command,
     contracts.targets_command, contracts.funnel_command, contracts.breakdowns_command, contracts.value_command,
     distribute.distribute,
