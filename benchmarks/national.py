@@ -457,7 +457,8 @@ def main() -> None:
                 "average stayed flat.",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.scale == 1 else f"-scale{args.scale:g}"
+    # national.json is the default world at scale 1; other worlds get their own file, never overwriting it.
+    suffix = ("" if args.scale == 1 else f"-scale{args.scale:g}") + ("" if args.areas == 42 else f"-{args.areas}areas")
     target = RESULTS / (f"national{suffix}.json" if database == "sqlite" else f"national-postgres{suffix}.json")
     target.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
