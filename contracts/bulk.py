@@ -23,7 +23,7 @@ from itertools import repeat
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, exc, insert
+from sqlalchemy import Integer, Table, exc, insert
 from sqlmodel import Session
 
 CHUNK_ROWS = 100_000
@@ -118,16 +118,27 @@ def _load_sqlite(connection, table: Table, frame: pd.DataFrame, submission_id: i
         cursor.close()
 
 
+def _as_integer(value):
+    """A bound parameter PostgreSQL would cast to an integer column (a whole float, a bool) as COPY needs it:
+    COPY reads text, where "177.0" is not an integer. Floats round half to even, as PostgreSQL's cast does."""
+    if value is None or type(value) is int:
+        return value
+    return int(round(value)) if isinstance(value, float) else int(value)
+
+
 def _load_copy(connection, table: Table, frame: pd.DataFrame, submission_id: int) -> None:
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
     names = _names(frame, table)
+    integers = [isinstance(table.c[n].type, Integer) for n in names]
     statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
     raw = connection.connection.driver_connection
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for start in range(0, len(frame), CHUNK_ROWS):
                 _, columns = bound_columns(frame.iloc[start:start + CHUNK_ROWS], table, dialect, submission_id)
+                columns = [list(map(_as_integer, values)) if integer and not isinstance(values, repeat) else values
+                           for values, integer in zip(columns, integers, strict=True)]
                 write = copy.write_row
                 for row in zip(*columns, strict=True):
                     write(row)
