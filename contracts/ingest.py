@@ -20,6 +20,7 @@ import operator
 import re
 import shutil
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ import pandas as pd
 from sqlalchemy import func, insert, update
 from sqlmodel import Session, select
 
+from contracts import bulk
 from contracts.bulk import load_records
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.mapping import MappingReadError, ReturnMapping, apply_mapping, load_mappings, propose_mapping
@@ -637,6 +639,14 @@ def _store_system(session: Session, typed: pd.DataFrame, provider_id: str, perio
     return typed
 
 
+def _in_chunks(parsed: dict[str, pd.Series], build) -> Iterator[pd.DataFrame]:
+    """The records built chunk by chunk (each row's stored values depend on that row alone), so that a chunk is
+    built while the one before it is written, and the whole records frame is never held at once."""
+    rows = len(next(iter(parsed.values())))
+    for start in range(0, rows, bulk.CHUNK_ROWS):
+        yield build({name: values.iloc[start:start + bulk.CHUNK_ROWS] for name, values in parsed.items()})
+
+
 def deadline_for(period: str, return_type: str, due_day: int = 15, spec: ReturnSpec | None = None) -> datetime | None:
     """End of the due day in the month after the period; quarterly cohorts have no monthly deadline."""
     if spec is None and return_type == SYSTEM_RETURN_TYPE:
@@ -762,17 +772,18 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         log.warning("%s rejected with %d error%s", name, errors, "" if errors == 1 else "s")
         return outcome
     if system:
-        records = _store_system(session, parsed, provider.id, parsed_name.period, submission.id, name)
+        loaded = len(_store_system(session, parsed, provider.id, parsed_name.period, submission.id, name))
     elif service is not None:
         from contracts.records import build_declared_records, ensure_table
 
         table = ensure_table(session, service)
-        records = build_declared_records(parsed, service, key)
+        records = _in_chunks(parsed, lambda part: build_declared_records(part, service, key))
     else:
-        table = RECORD_TABLES[parsed_name.return_type]
-        records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
+        table = RECORD_TABLES[parsed_name.return_type].__table__
+        records = _in_chunks(parsed, lambda part: build_records(part, parsed_name.return_type, parsed_name.period, key))
     if not system:
-        load_records(session, table if service is not None else table.__table__, records, submission.id)
+        load_records(session, table, records, submission.id)
+        loaded = len(frame)
     session.execute(
         update(Submission)
         .where(Submission.provider_id == provider.id, Submission.return_type == parsed_name.return_type,
@@ -782,7 +793,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
     submission.is_current = True
     submission.loaded_at = datetime.now(UTC)
     outcome.status = "accepted"
-    outcome.message = f"accepted as version {version}: {len(records)} rows" + (
+    outcome.message = f"accepted as version {version}: {loaded} rows" + (
         f" (read through the provider's mapping {mapping_sha[:12]})" if mapping is not None else "")
-    log.info("%s accepted as version %d (%d rows)", name, version, len(records))
+    log.info("%s accepted as version %d (%d rows)", name, version, loaded)
     return outcome

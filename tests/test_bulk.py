@@ -153,7 +153,9 @@ def _load_both_ways(settings, returns) -> None:
         assert len(fast) == outcome.rows > 2
 
 
-def test_fast_path_stores_what_sqlalchemy_stored_on_sqlite(returns, tmp_path):
+@pytest.mark.parametrize("chunk_rows", [bulk.CHUNK_ROWS, 7])
+def test_fast_path_stores_what_sqlalchemy_stored_on_sqlite(returns, tmp_path, monkeypatch, chunk_rows):
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", chunk_rows)  # 7: records built and written in many small chunks
     _load_both_ways(_home(tmp_path), returns)
 
 
@@ -217,10 +219,30 @@ def postgres_home(tmp_path):
 
 
 @pytest.mark.postgres
-def test_copy_stores_what_sqlalchemy_stored_on_postgres(returns, postgres_home):
+def test_copy_stores_what_sqlalchemy_stored_on_postgres(returns, postgres_home, monkeypatch):
     with session_scope(postgres_home) as session:
         assert bulk.load_records(session, RECORD_TABLES["kpi_aggregate"].__table__, pd.DataFrame(), 1) == "none"
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 7)
     _load_both_ways(postgres_home, returns)
+
+
+@pytest.mark.postgres
+def test_copy_escapes_what_its_text_format_must(returns, postgres_home):
+    """Tabs, newlines, carriage returns and backslashes in a text cell survive COPY's text format."""
+    _path, parsed_name, parsed = returns["ttg_resettlement"]
+    records = build_records(parsed, "ttg_resettlement", parsed_name.period, KEY).iloc[:4].copy()
+    odd = ["a\tb", "c\nd\re", "back\\slash \\N", "plain"]
+    records["episode_ref"] = pd.Series(odd, index=records.index, dtype="str")
+    records["accommodation_first_night"] = [None, "tab\there", None, "\\"]
+    table = RECORD_TABLES["ttg_resettlement"].__table__
+    with session_scope(postgres_home) as session:
+        outcome = ingest_file(session, returns["ttg_resettlement"][0], archive_dir=postgres_home.raw_archive_dir,
+                              key=KEY, source="test")
+        session.execute(table.delete())
+        assert bulk.load_records(session, table, records, outcome.submission_id) == "postgresql copy"
+    with get_engine(postgres_home).connect() as connection:
+        stored = connection.execute(select(table.c.episode_ref, table.c.accommodation_first_night).order_by(table.c.id)).all()
+    assert [tuple(row) for row in stored] == list(zip(odd, [None, "tab\there", None, "\\"], strict=True))
 
 
 @pytest.mark.postgres
