@@ -342,8 +342,10 @@ def test_reading_strips_cells_as_str_strip_did(tmp_path):
 
 def test_shortcuts_equal_the_slow_forms():
     values = pd.Series(["ok", "=SUM(1)", "+1", "-1", "-x", "@a", "\tx", "", "-.5", "- 1", "x=1", "-"], dtype="str")
-    for pattern in (r"^[=+\-@\t\r]", r"^[=+@\t\r]|^-[^0-9.]"):
-        assert _matches_at_start(values, pattern).tolist() == values.str.match(pattern).tolist()
+    clean = pd.Series(["a", "b c", "", "1.5"], dtype="str")  # no cell starts with a formula character
+    false_alarm = pd.Series(["a\n=b", "x"], dtype="str")  # "\n=" inside a cell, not at its start
+    for pattern, series in product((r"^[=+\-@\t\r]", r"^[=+@\t\r]|^-[^0-9.]"), (values, clean, false_alarm)):
+        assert _matches_at_start(series, pattern).tolist() == series.str.match(pattern).tolist()
     dates = pd.Series(pd.to_datetime(["2023-01-31", None, "1999-12-01", "2023-01-01"]))
     pd.testing.assert_series_equal(_period_of(dates), dates.dt.strftime("%Y-%m").where(dates.notna()))
     london = pd.Series(pd.to_datetime(["2023-03-31 23:30", None]).tz_localize("UTC")).dt.tz_convert("Europe/London")
