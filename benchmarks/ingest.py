@@ -114,7 +114,9 @@ def phase_postgres(path: Path, target: str) -> dict:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         settings = dataclasses.replace(get_settings(Path(home)), database_url=url.rsplit("/", 1)[0] + "/" + name)
-        return _ingest(settings, path)
+        figures = _ingest(settings, path)
+        figures.update(_server_copy(settings.database_url))
+        return figures
     finally:
         from cjmonitor.db import dispose_engines
 
@@ -122,6 +124,38 @@ def phase_postgres(path: Path, target: str) -> dict:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _server_copy(url: str) -> dict:
+    """The server's share: the stored records copied out as COPY text, then timed back in by COPY alone (no
+    reading, checks or conversion in Python), with the table's foreign keys and without them; both in
+    transactions that are rolled back."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        columns = [r[0] for r in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'ttg_record' AND column_name <> 'id' "
+            "ORDER BY ordinal_position").fetchall()]
+        listed = ", ".join(columns)
+        payload = bytearray()
+        with connection.cursor().copy(f"COPY (SELECT {listed} FROM ttg_record) TO STDOUT") as copy:
+            for block in copy:
+                payload += block
+        keys = [r[0] for r in connection.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'ttg_record'::regclass AND contype = 'f'").fetchall()]
+        connection.commit()
+        figures = {}
+        for label, drop in (("with_foreign_keys", []), ("without_foreign_keys", keys)):
+            with connection.transaction(force_rollback=True):
+                for key in drop:
+                    connection.execute(f'ALTER TABLE ttg_record DROP CONSTRAINT "{key}"')
+                connection.execute("DELETE FROM ttg_record")
+                started = time.perf_counter()
+                with connection.cursor().copy(f"COPY ttg_record ({listed}) FROM STDIN") as copy:
+                    for start in range(0, len(payload), 1 << 20):
+                        copy.write(payload[start:start + (1 << 20)])
+                figures[f"server_copy_seconds_{label}"] = time.perf_counter() - started
+    return figures
 
 
 PHASES = {"baseline": phase_baseline, "sqlite": phase_sqlite, "postgres": phase_postgres}
@@ -193,7 +227,9 @@ def main() -> None:
         "file_mb": round(size_mb, 1),
         "note": ("each run times the baseline and cjmonitor one after the other on the same file; the ratios are "
                  "within a run, so the load of the shared machine (2 cores; see load_average_*) weighs on both sides. "
-                 "peak_rss_mb is each phase's own process (the PostgreSQL server's memory is not in it)."),
+                 "peak_rss_mb is each phase's own process (the PostgreSQL server's memory is not in it). "
+                 "server_copy_seconds_*: the same rows COPYed in again with nothing else done, with the record "
+                 "table's foreign keys and without them (rolled back): the server's share of the PostgreSQL ingest."),
         "targets": {"sqlite_ratio_to_baseline_at_most": TARGET_RATIO, "postgres": "faster than the SQLite ingest",
                     "peak_rss_mb_under": TARGET_RSS_MB},
         "runs": runs,

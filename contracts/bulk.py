@@ -1,20 +1,23 @@
 """Bulk load of a return's records into its table, inside the caller's transaction.
 
-``load_records`` writes the rows of a records frame (``contracts.ingest.build_records`` or
-``contracts.records.build_declared_records``) with the database's own fast path, on the session's own
-connection, so the rows commit or roll back with the submission row:
+``load_records`` writes the rows of a records frame, or of its consecutive chunks as they are built
+(``contracts.ingest._in_chunks`` over ``build_records`` or ``build_declared_records``), with the database's
+own fast path, on the session's own connection, so the rows commit or roll back with the submission row:
 
-- SQLite: one prepared ``INSERT`` run by the driver's ``executemany`` over tuples, in chunks (no PRAGMA
-  is changed: the journal, ``synchronous`` and the foreign-key checks stay as ``cjmonitor.db`` sets them).
-- PostgreSQL (psycopg 3): ``COPY ... FROM STDIN`` (``cursor.copy``), in the transaction that already holds
-  the submission row.
+- SQLite: one prepared ``INSERT`` run by the driver's ``executemany`` over tuples, chunk by chunk. No PRAGMA
+  is changed: the WAL journal, ``synchronous`` (FULL, SQLite's default) and the foreign-key checks stay as
+  ``cjmonitor.db`` sets them, so durability is as before.
+- PostgreSQL (psycopg 3): ``COPY ... FROM STDIN`` in text format (``cursor.copy``), in the transaction that
+  already holds the submission row; a writer thread sends each chunk while the next one is built.
 - Any other database: SQLAlchemy's ``insert`` with ``record_dicts``, as before.
 
 The values bound are the ones SQLAlchemy would bind for the same rows (``contracts.records.record_dicts``
-followed by each column type's bind processor for the dialect): each column is converted once per distinct
-value and mapped back, not row by row. ``tests/test_bulk.py`` checks the two agree for every return type.
-A driver error is raised as SQLAlchemy's own exception class (``IntegrityError``, ``OperationalError``),
-so ``cjmonitor.db.in_transaction`` retries a lost race as it does for any other statement.
+followed by each column type's bind processor for the dialect); COPY writes them as psycopg's own text
+dumpers do. Each non-text column is converted once per distinct value and mapped back, not row by row.
+``tests/test_bulk.py`` checks that the bound values and the stored rows agree with SQLAlchemy's insert for
+every return type, on both databases. A driver error is raised as SQLAlchemy's own exception class
+(``IntegrityError``, ``OperationalError``), so ``cjmonitor.db.in_transaction`` retries a lost race as it
+does for any other statement.
 """
 
 from __future__ import annotations
