@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import hmac
 import io
 import logging
+import operator
 import re
 import shutil
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ import pandas as pd
 from sqlalchemy import func, insert, update
 from sqlmodel import Session, select
 
+from contracts import bulk
+from contracts.bulk import load_records
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.mapping import MappingReadError, ReturnMapping, apply_mapping, load_mappings, propose_mapping
 from contracts.models import RECORD_TABLES, Contract, Provider, Submission, ValidationIssue
@@ -95,9 +98,34 @@ def archive(path: Path, archive_dir: Path, sha: str) -> Path:
     return target
 
 
+_PAD_INNER = bytes(x ^ 0x36 for x in range(256))
+_PAD_OUTER = bytes(x ^ 0x5C for x in range(256))
+
+
+def _keyed_hash(key: bytes):
+    """HMAC-SHA256 of a text, 128 bits as hex: RFC 2104 (as ``hmac.new``), with the two padded-key SHA-256
+    states computed once and copied for each value, rather than set up again from the key each time."""
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner, outer = hashlib.sha256(key.translate(_PAD_INNER)), hashlib.sha256(key.translate(_PAD_OUTER))
+
+    def digest(value: str, inner_copy=inner.copy, outer_copy=outer.copy) -> str:
+        state = inner_copy()
+        state.update(value.encode("utf-8"))
+        final = outer_copy()
+        final.update(state.digest())
+        return final.digest()[:16].hex()
+
+    return digest
+
+
 def pseudonymise(values: pd.Series, key: bytes) -> list[str]:
-    """Keyed hash (HMAC-SHA256, 128 bits as hex) of each raw identifier."""
-    return [hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for value in values]
+    """Keyed hash (HMAC-SHA256, 128 bits as hex) of each raw identifier; each distinct identifier is hashed once."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    hashed = np.array(list(map(_keyed_hash(key), uniques)), dtype=object)
+    return hashed[codes].tolist()
 
 
 # ------------------------------------------------------------------ reading and checking
@@ -190,7 +218,7 @@ def read_return(path: Path, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
                                       "save it as 'CSV UTF-8 (Comma delimited)' and resend") from None
     if "\x00" in text:
         raise ReadProblem("binary", "the file holds binary data, not CSV text: export the return as CSV and resend")
-    first = text.splitlines()[0] if text.strip() else ""
+    first = _first_line(text) if text and not text.isspace() else ""
     if first.count(";") > first.count(",") or (first.count("\t") > first.count(",")):
         separator = "';'" if first.count(";") > first.count("\t") else "tabs"
         raise ReadProblem("wrong_separator", f"the file is separated by {separator}, not commas: "
@@ -198,15 +226,11 @@ def read_return(path: Path, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
     header_rows = list(csv.reader(io.StringIO(first + "\n")))
     _table(header_rows)  # header checks (blank, duplicated or unnamed columns) before reading the body
     width = len(header_rows[0])
+    if _may_have_stray_cells(raw, width):
+        _check_cells_strictly(text, width)
+    del text  # pandas reads the bytes; the text was needed for the checks above
     try:
-        for number, row in enumerate(csv.reader(io.StringIO(text), strict=True), start=1):
-            if len(row) > width and any(cell.strip() for cell in row[width:]):
-                raise ReadProblem("ragged_row", f"row {number} has {len(row)} cells but the header has {width}: "
-                                                "check for an unquoted comma or a stray cell")
-    except csv.Error as exc:
-        raise ReadProblem("malformed_csv", f"the CSV could not be parsed ({exc}): check for unbalanced quotes") from None
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+        frame = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig", dtype=str, keep_default_na=False, na_filter=False,
                             skip_blank_lines=True, engine="c", index_col=False)
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().replace("\n", " ")
@@ -217,8 +241,46 @@ def read_return(path: Path, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
         raise ReadProblem("malformed_csv", f"the CSV could not be parsed ({detail}): check for unbalanced quotes") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     for column in frame.columns:
-        frame[column] = frame[column].str.strip()
+        values = frame[column].to_numpy(dtype=object)
+        stripped = [value.strip() for value in values]  # str.strip returns the same object when there is nothing to strip
+        if any(map(operator.is_not, stripped, values)):
+            frame[column] = pd.Series(stripped, index=frame.index, dtype=frame[column].dtype)
     return frame, notes
+
+
+def _first_line(text: str) -> str:
+    """``text.splitlines()[0]`` without splitting the whole file."""
+    size = 4096
+    while True:
+        lines = text[:size].splitlines()
+        if len(lines) > 1 or size >= len(text):
+            return lines[0]
+        size *= 4
+
+
+def _may_have_stray_cells(raw: bytes, width: int) -> bool:
+    """False when the strict ``csv`` reading of ``_check_cells_strictly`` provably finds nothing: no quote
+    character (so no quoting error, and records are lines), every carriage return ends a line, no line as long
+    as the csv module's field limit, and no line with more than ``width`` cells. Otherwise True, and the file is
+    read strictly, so that its messages are the csv module's, as before."""
+    if b'"' in raw or (b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n")):
+        return True
+    data = np.frombuffer(raw, dtype=np.uint8)
+    ends = np.concatenate((np.flatnonzero(data == 10), [len(data)]))  # each line's end (the last may have no newline)
+    if int(np.diff(ends, prepend=-1).max()) >= csv.field_size_limit():
+        return True
+    commas_before_end = np.searchsorted(np.flatnonzero(data == 44), ends)
+    return bool((np.diff(commas_before_end, prepend=0) >= width).any())
+
+
+def _check_cells_strictly(text: str, width: int) -> None:
+    try:
+        for number, row in enumerate(csv.reader(io.StringIO(text), strict=True), start=1):
+            if len(row) > width and any(cell.strip() for cell in row[width:]):
+                raise ReadProblem("ragged_row", f"row {number} has {len(row)} cells but the header has {width}: "
+                                                "check for an unquoted comma or a stray cell")
+    except csv.Error as exc:
+        raise ReadProblem("malformed_csv", f"the CSV could not be parsed ({exc}): check for unbalanced quotes") from None
 
 
 def _rows(mask: np.ndarray | pd.Series) -> list[int]:
@@ -226,7 +288,6 @@ def _rows(mask: np.ndarray | pd.Series) -> list[int]:
 
 
 MAX_ISSUES_PER_CHECK = 200
-INSERT_CHUNK = 20_000
 
 
 def _add(issues: list[Issue], severity: str, rows: list[int], column: str | None, code: str, message) -> None:
@@ -337,11 +398,11 @@ def check_references(parsed: dict[str, pd.Series], spec: ReturnSpec, contracts: 
     _add(issues, "error", _rows(contract_ids.notna() & ~known), "contract_id", "unknown_contract",
          lambda r: f"contract '{contract_ids.iloc[r - 2]}' is not a contract of provider '{provider_id}': use the contract id in your contract")
     if service:
-        wrong = known & contract_ids.map(lambda c: contracts[c].service_type != service if c in contracts else False)
+        wrong = known & contract_ids.isin([c for c, contract in contracts.items() if contract.service_type != service])
         _add(issues, "error", _rows(wrong), "contract_id", "wrong_service",
              lambda r: f"contract '{contract_ids.iloc[r - 2]}' is not a {service} contract, so it cannot appear in a {return_type} return")
     if "area_code" in parsed:
-        expected = contract_ids.map(lambda c: contracts[c].area_code if c in contracts else None)
+        expected = contract_ids.map({c: contract.area_code for c, contract in contracts.items()})
         wrong_area = known & parsed["area_code"].notna() & (parsed["area_code"] != expected)
         _add(issues, "error", _rows(wrong_area), "area_code", "wrong_area",
              lambda r: f"area '{parsed['area_code'].iloc[r - 2]}' is not the area of contract '{contract_ids.iloc[r - 2]}' ({expected.iloc[r - 2]})")
@@ -350,6 +411,28 @@ def check_references(parsed: dict[str, pd.Series], spec: ReturnSpec, contracts: 
         unknown = codes.notna() & ~codes.isin(list(MEASURES_BY_CODE))
         _add(issues, "error", _rows(unknown), "measure_code", "unknown_measure",
              lambda r: f"measure '{codes.iloc[r - 2]}' is not in the KPI catalogue: see `cjmonitor specs` for the codes")
+
+
+FORMULA_FIRST_CHARACTERS = frozenset("=+-@\t\r")  # every match of the formula patterns starts with one of these
+
+
+def _matches_at_start(text: pd.Series, pattern: str) -> pd.Series | np.ndarray:
+    """``text.str.match(pattern)`` for the formula patterns, testing the pattern only on the cells that start
+    with one of its first characters (a cheap test of every cell) rather than running the regex on each."""
+    if text.dtype != "str" or text.hasnans:
+        return text.str.match(pattern)
+    values = text.to_numpy(dtype=object)
+    joined = "\n" + "\n".join(values)  # a cell starting with c shows as "\n" + c (a false alarm only costs time)
+    if not any("\n" + first in joined for first in FORMULA_FIRST_CHARACTERS):
+        return np.zeros(len(values), dtype=bool)
+    del joined
+    candidates = np.flatnonzero(np.fromiter(map(FORMULA_FIRST_CHARACTERS.__contains__, map(operator.itemgetter(slice(0, 1)), values)),
+                                            dtype=bool, count=len(values)))
+    result = np.zeros(len(values), dtype=bool)
+    if len(candidates):
+        compiled = re.compile(pattern)
+        result[candidates] = [compiled.match(values[i]) is not None for i in candidates]
+    return result
 
 
 def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict[str, Contract],
@@ -381,7 +464,7 @@ def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict
         name, text = column.name, frame[column.name]
         # Text never legitimately starts with these; numbers may be negative (their range check applies).
         pattern = r"^[=+\-@\t\r]" if column.kind in ("str", "yn", "bool01") else r"^[=+@\t\r]|^-[^0-9.]"
-        formula = text.str.match(pattern)
+        formula = _matches_at_start(text, pattern)
         _add(issues, "error", _rows(formula), name, "formula",
              f"'{name}' starts with a character spreadsheets run as a formula (=, +, - or @): "
              "remove it and send the plain value")
@@ -404,7 +487,27 @@ def validate(frame: pd.DataFrame, return_type: str, period: str, contracts: dict
 
 
 def _period_of(values: pd.Series) -> pd.Series:
-    return values.dt.strftime("%Y-%m").where(values.notna())
+    """``values.dt.strftime("%Y-%m")`` where there is a date (missing elsewhere), formatting each month once."""
+    months = values.dt.year * 100 + values.dt.month
+    codes, uniques = pd.factorize(months, use_na_sentinel=True)
+    labels = np.array([f"{int(m) // 100:04d}-{int(m) % 100:02d}" for m in uniques] + [np.nan], dtype=object)
+    return pd.Series(labels[codes], index=values.index, dtype="str")
+
+
+def _as_dates(series: pd.Series) -> pd.Series:
+    """``series.dt.date`` as objects, ``None`` where missing, making one ``date`` per distinct day."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    days = np.array([*(day.date() for day in uniques), None], dtype=object)
+    return pd.Series(days[codes], index=series.index, dtype=object)
+
+
+def _as_timestamps(series: pd.Series) -> pd.Series:
+    """``series.astype(object)``, ``None`` where missing, making one ``Timestamp`` per distinct instant."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    instants = np.empty(len(uniques) + 1, dtype=object)
+    instants[: len(uniques)] = list(uniques)
+    instants[-1] = None
+    return pd.Series(instants[codes], index=series.index, dtype=object)
 
 
 def _working_days(start: pd.Series, end: pd.Series) -> pd.Series:
@@ -447,18 +550,8 @@ def build_records(parsed: dict[str, pd.Series], return_type: str, period: str, k
     for name in frame.columns:
         series = frame[name]
         if pd.api.types.is_datetime64_any_dtype(series):
-            if name in ("tag_fitted_at", "order_start"):
-                frame[name] = series.astype(object).where(series.notna(), None)
-            else:
-                frame[name] = series.dt.date.astype(object).where(series.notna(), None)
+            frame[name] = _as_timestamps(series) if name in ("tag_fitted_at", "order_start") else _as_dates(series)
     return frame
-
-
-def _to_dicts(frame: pd.DataFrame, table, submission_id: int) -> list[dict]:
-    """Rows of a built-in record model's table, ready for one executemany insert."""
-    from contracts.records import record_dicts
-
-    return record_dicts(frame, table.__table__, submission_id)
 
 
 # ------------------------------------------------------------------ the whole path for one file
@@ -570,6 +663,14 @@ def _store_system(session: Session, typed: pd.DataFrame, provider_id: str, perio
                                                                for i in earlier))))
     store_typed(session, typed, source=f"{SYSTEM_SOURCE_PREFIX}{submission_id}:{file_name}")
     return typed
+
+
+def _in_chunks(parsed: dict[str, pd.Series], build) -> Iterator[pd.DataFrame]:
+    """The records built chunk by chunk (each row's stored values depend on that row alone), so that a chunk is
+    built while the one before it is written, and the whole records frame is never held at once."""
+    rows = len(next(iter(parsed.values())))
+    for start in range(0, rows, bulk.CHUNK_ROWS):
+        yield build({name: values.iloc[start:start + bulk.CHUNK_ROWS] for name, values in parsed.items()})
 
 
 def deadline_for(period: str, return_type: str, due_day: int = 15, spec: ReturnSpec | None = None) -> datetime | None:
@@ -697,19 +798,18 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
         log.warning("%s rejected with %d error%s", name, errors, "" if errors == 1 else "s")
         return outcome
     if system:
-        records = _store_system(session, parsed, provider.id, parsed_name.period, submission.id, name)
+        loaded = len(_store_system(session, parsed, provider.id, parsed_name.period, submission.id, name))
     elif service is not None:
-        from contracts.records import build_declared_records, ensure_table, record_dicts
+        from contracts.records import build_declared_records, ensure_table
 
         table = ensure_table(session, service)
-        records = build_declared_records(parsed, service, key)
-        to_dicts = record_dicts
+        records = _in_chunks(parsed, lambda part: build_declared_records(part, service, key))
     else:
-        table = RECORD_TABLES[parsed_name.return_type]
-        records = build_records(parsed, parsed_name.return_type, parsed_name.period, key)
-        to_dicts = _to_dicts
-    for start in range(0, 0 if system else len(records), INSERT_CHUNK):
-        session.execute(insert(table), to_dicts(records.iloc[start:start + INSERT_CHUNK], table, submission.id))
+        table = RECORD_TABLES[parsed_name.return_type].__table__
+        records = _in_chunks(parsed, lambda part: build_records(part, parsed_name.return_type, parsed_name.period, key))
+    if not system:
+        load_records(session, table, records, submission.id)
+        loaded = len(frame)
     session.execute(
         update(Submission)
         .where(Submission.provider_id == provider.id, Submission.return_type == parsed_name.return_type,
@@ -719,7 +819,7 @@ def ingest_file(session: Session, path: Path, *, archive_dir: Path, key: bytes, 
     submission.is_current = True
     submission.loaded_at = datetime.now(UTC)
     outcome.status = "accepted"
-    outcome.message = f"accepted as version {version}: {len(records)} rows" + (
+    outcome.message = f"accepted as version {version}: {loaded} rows" + (
         f" (read through the provider's mapping {mapping_sha[:12]})" if mapping is not None else "")
-    log.info("%s accepted as version %d (%d rows)", name, version, len(records))
+    log.info("%s accepted as version %d (%d rows)", name, version, loaded)
     return outcome
