@@ -208,7 +208,7 @@ def phase_scheduler(home: Path, periods: list[str], airflow_home: Path) -> dict:
     server, scheduler and DAG processor on 127.0.0.1, the LocalExecutor at the parallelism of
     ``config/airflow-local.env``), a run triggered through the REST API for each of ``periods`` in turn (the
     returns of each month are put in the drop folder just before its run), timed from the trigger to success."""
-    from tests.airflow_processes import free_port, request, stop_group
+    from tests.airflow_processes import free_port, request, stop_group, wait_for
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CJMONITOR_SMTP"))}
@@ -220,18 +220,7 @@ def phase_scheduler(home: Path, periods: list[str], airflow_home: Path) -> dict:
     url, dag_id = f"http://127.0.0.1:{port}", "cjmonitor_monthly"
 
     def wait(what: str, probe, timeout: float, interval: float = 2.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                found = probe()
-                if found:
-                    return found
-            except OSError:
-                pass
-            if process.poll() is not None:
-                break
-            time.sleep(interval)
-        raise SystemExit(f"waiting for {what} failed; log tail:\n{log.read_text(errors='replace')[-4000:]}")
+        return wait_for(what, probe, timeout, log, interval, processes=[process], fail=sys.exit)
 
     started = time.perf_counter()
     with log.open("w") as out:

@@ -40,9 +40,11 @@ def request(url: str, *, method: str = "GET", body: dict | None = None, token: s
 
 
 def wait_for(what: str, probe, timeout: float, log: Path | list[Path], interval: float = 2.0,
-             processes: Sequence[subprocess.Popen] = ()):
+             processes: Sequence[subprocess.Popen] = (), fail=None):
     """``probe()``'s first truthy result. The test fails, with the tail of each log, after ``timeout`` s, or at once
-    when one of ``processes`` has ended."""
+    when one of ``processes`` has ended. ``fail`` (default ``pytest.fail``) takes the message: a benchmark, which
+    runs outside pytest, passes ``sys.exit``."""
+    fail = fail or pytest.fail
     logs = [log] if isinstance(log, Path) else log
 
     def tails() -> str:
@@ -58,9 +60,9 @@ def wait_for(what: str, probe, timeout: float, log: Path | list[Path], interval:
             last = exc
         ended = [process for process in processes if process.poll() is not None]
         if ended:
-            pytest.fail(f"waiting for {what}: {ended[0].args} ended (exit {ended[0].returncode}); log tails:\n{tails()}")
+            fail(f"waiting for {what}: {ended[0].args} ended (exit {ended[0].returncode}); log tails:\n{tails()}")
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error {last!r}); log tails:\n{tails()}")
+    fail(f"timed out after {timeout:.0f} s waiting for {what} (last error {last!r}); log tails:\n{tails()}")
 
 
 def token(url: str, user: str, password: str) -> str:

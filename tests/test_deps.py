@@ -35,15 +35,21 @@ def test_no_postgres_server_fails_under_ci_and_skips_otherwise(monkeypatch):
         need_postgres_url()
 
 
-def test_system_deps_script_prints_the_install_line_when_it_cannot_install(tmp_path):
-    # A PATH with bash but none of the tools, and no apt-get: the script names what is missing and carries on.
+def _system_deps_without_tools(tmp_path, mode: str) -> subprocess.CompletedProcess:
+    """`scripts/system-deps.sh MODE` on a PATH with bash and the few tools the script itself uses, none of the
+    project's dependencies, and no apt-get."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("bash", "ls", "id", "dirname"):
         found = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
         (bin_dir / tool).symlink_to(found)
-    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "system-deps.sh"), "demo"], capture_output=True,
-                            text=True, env={"PATH": str(bin_dir)}, timeout=60)
+    return subprocess.run(["bash", str(REPO_ROOT / "scripts" / "system-deps.sh"), mode], capture_output=True,
+                          text=True, env={"PATH": str(bin_dir)}, timeout=60)
+
+
+def test_system_deps_script_prints_the_install_line_when_it_cannot_install(tmp_path):
+    # A PATH with bash but none of the tools, and no apt-get: the script names what is missing and carries on.
+    result = _system_deps_without_tools(tmp_path, "demo")
     assert result.returncode == 0, result.stderr
     if Path("/usr/bin/chromium").exists():
         assert "sudo apt-get install -y poppler-utils" in result.stderr, result.stderr
@@ -94,13 +100,7 @@ def test_no_redis_server_fails_under_ci_and_skips_otherwise(monkeypatch, tmp_pat
 
 def test_system_deps_script_names_redis_server_for_the_tests(tmp_path):
     # `make test` (and so CI) runs `scripts/system-deps.sh test`, which installs redis-server when it is missing.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("bash", "ls", "id", "dirname"):
-        found = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
-        (bin_dir / tool).symlink_to(found)
-    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "system-deps.sh"), "test"], capture_output=True,
-                            text=True, env={"PATH": str(bin_dir)}, timeout=60)
+    result = _system_deps_without_tools(tmp_path, "test")
     assert result.returncode == 0, result.stderr
     install_line = next(line for line in result.stderr.splitlines() if "sudo apt-get install -y" in line)
     assert "redis-server" in install_line.split(), result.stderr
