@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,8 +155,6 @@ def phase_airflow(home: Path, period: str) -> dict:
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
-    from datetime import datetime
-
     if not start or not end:
         return None
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
@@ -165,23 +164,46 @@ def _task_overheads(task_instances: list[dict]) -> tuple[dict, dict]:
     """Per stage (task id): instances, summed and slowest run time, and the time from queued to running (the
     executor's and a task process's start-up before the task's own code); and the same delays over all tasks."""
     stages: dict[str, dict] = {}
-    delays = []
+    delays, intervals = [], []
     for ti in task_instances:
         if ti["state"] != "success":
             continue
         run = ti.get("duration") or _seconds_between(ti.get("start_date"), ti.get("end_date")) or 0.0
         waited = _seconds_between(ti.get("queued_when"), ti.get("start_date"))
         entry = stages.setdefault(ti["task_id"], {"instances": 0, "seconds": 0.0, "slowest": 0.0,
-                                                  "queued_to_running_seconds": 0.0})
+                                                  "queued_to_running_seconds": 0.0, "span_seconds": 0.0})
         entry["instances"] += 1
         entry["seconds"] = round(entry["seconds"] + run, 2)
         entry["slowest"] = round(max(entry["slowest"], run), 2)
+        if ti.get("start_date") and ti.get("end_date"):
+            interval = (datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]))
+            intervals.append(interval)
+            entry.setdefault("_intervals", []).append(interval)
         if waited is not None:
             entry["queued_to_running_seconds"] = round(entry["queued_to_running_seconds"] + waited, 2)
             delays.append(waited)
+    for entry in stages.values():  # the stage's wall time, first start to last end
+        spans = entry.pop("_intervals", [])
+        if spans:
+            entry["span_seconds"] = round((max(e for _, e in spans) - min(b for b, _ in spans)).total_seconds(), 2)
     summary = {"tasks": len(delays), "mean": round(sum(delays) / len(delays), 2) if delays else None,
-               "max": round(max(delays), 2) if delays else None, "total": round(sum(delays), 1)}
+               "max": round(max(delays), 2) if delays else None, "total": round(sum(delays), 1),
+               # wall time with at least one task running: the run's time less this is spent between tasks
+               # (the scheduler noticing an end, expanding mapped tasks, starting the next task's process)
+               "some_task_running_seconds": round(_union_seconds(intervals), 1)}
     return stages, summary
+
+
+def _union_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
+    total, end = 0.0, None
+    for begin, finish in sorted(intervals):
+        if end is None or begin > end:
+            total += (finish - begin).total_seconds()
+            end = finish
+        elif finish > end:
+            total += (finish - end).total_seconds()
+            end = finish
+    return total
 
 
 def _start_up_costs() -> dict:
@@ -406,7 +428,7 @@ def main() -> None:
         direct = baseline["stages"].get(stage)
         tested = (airflow or {}).get("stages", {}).get(stage, {})
         per_stage[stage] = {"scheduler_seconds": ours.get("seconds"), "instances": ours.get("instances"),
-                            "slowest_instance": ours.get("slowest"),
+                            "slowest_instance": ours.get("slowest"), "span_seconds": ours.get("span_seconds"),
                             "queued_to_running_seconds": ours.get("queued_to_running_seconds"),
                             "dag_test_seconds": tested.get("seconds"), "direct_seconds": direct,
                             "ratio_to_direct": round(ours["seconds"] / direct, 2) if ours and direct else None}
@@ -421,8 +443,10 @@ def main() -> None:
         "setup": {k: setup[k] for k in ("generate_seconds", "load_history_seconds", "history_accepted", "peak_rss_mb")},
         "scheduler": {
             "start_up_seconds": scheduler["start_up_seconds"],
-            "months": [{k: m[k] for k in ("period", "seconds", "state", "task_states", "busy_task_seconds",
-                                          "queued_to_running")} for m in months],
+            "months": [{**{k: m[k] for k in ("period", "seconds", "state", "task_states", "busy_task_seconds",
+                                              "queued_to_running")},
+                        "stage_span_seconds": {stage: v["span_seconds"] for stage, v in m["stages"].items()}}
+                       for m in months],
             "second_month_over_first": round(months[1]["seconds"] / months[0]["seconds"], 2) if len(months) > 1 else None,
             "largest_process_rss_mb": scheduler["largest_process_rss_mb"],
             "database_mb_after": scheduler["database_mb"],
@@ -440,8 +464,11 @@ def main() -> None:
                     "load_average_1_5_15_min_at_start": [round(x, 1) for x in load_before],
                     "load_average_1_5_15_min_at_end": [round(x, 1) for x in os.getloadavg()]},
         "note": "The scheduler runs each task in its own process (LocalExecutor); queued_to_running is each task "
-                "instance's wait from queued to its start, per_task_start_up what a fresh process pays to import the "
-                "pipeline and to start Chromium. dag.test() runs every task in one process. Distribution is "
+                "instance's wait from queued to its start, per_task_start_up what a fresh process would pay to import "
+                "the pipeline and to start Chromium (task processes inherit the application the scheduler's workers "
+                "preloaded, cjmonitor/preload.py, and pay the browser's start); span_seconds is a stage's first start "
+                "to last end, and some_task_running_seconds the run's wall time with any task running (the rest is "
+                "spent between tasks). dag.test() runs every task in one process. Distribution is "
                 "skipped (no SMTP server). The runs are timed one after another: compare them only when the load "
                 "average stayed flat.",
     }

@@ -51,8 +51,10 @@ def render_executor_config() -> dict:
 
 
 def _settings():
+    from cjmonitor.preload import status
     from cjmonitor.settings import get_settings
 
+    print(status())  # whether this task process started with the application already imported (README, Scaling out)
     return get_settings()
 
 
@@ -154,9 +156,17 @@ def cjmonitor_monthly():
 
     @task
     def list_recipients(_index: str) -> list[int]:
-        from cjmonitor import pipeline
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        return pipeline.recipient_ids(_settings())
+        from cjmonitor import pipeline
+        from cjmonitor.distribute import SmtpSettings
+
+        recipients = pipeline.recipient_ids(_settings())
+        if SmtpSettings.from_env() is None:
+            # Skipped here, once, rather than a task process per recipient that would only skip itself.
+            raise AirflowSkipException(f"CJMONITOR_SMTP_HOST is not set: documents are not emailed to the "
+                                       f"{len(recipients)} recipients")
+        return recipients
 
     @task(max_active_tis_per_dagrun=2, retries=3)
     def distribute_to(recipient_id: int, period: str) -> dict:

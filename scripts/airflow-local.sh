@@ -43,6 +43,11 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_S
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
 export PATH="$VENV_BIN:$PATH"
 mkdir -p "$AIRFLOW_HOME"
+# Airflow's local settings (config/airflow/airflow_local_settings.py): the scheduler and Celery workers import the
+# application once, before they fork task processes. An AIRFLOW_HOME with its own local settings keeps them.
+if [[ ! -e "$AIRFLOW_HOME/config/airflow_local_settings.py" ]]; then
+  export PYTHONPATH="$ROOT/config/airflow${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 if [[ "${1:-start}" == exec ]]; then
   shift

@@ -1,5 +1,5 @@
 """Helpers for the tests that run real Airflow processes (tests/test_airflow_ui.py, test_airflow_celery.py) and
-PostgreSQL databases for Airflow's metadata and the application (tests/test_airflow_postgres.py, the Celery test):
+PostgreSQL databases for Airflow's metadata and the application (the Celery test):
 a free loopback port, the REST API, waiting with a log tail on timeout, and stopping a whole process group."""
 
 from __future__ import annotations

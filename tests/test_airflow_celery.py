@@ -1,5 +1,6 @@
 """The scale-out, run for real on loopback: the CeleryExecutor with Debian's redis-server as the broker, two Celery
-workers, Airflow's metadata and the application database on PostgreSQL, and the monthly DAG end to end.
+workers, Airflow's metadata and the application database on PostgreSQL (the production shape), the monthly DAG end
+to end, then the daily returns DAG and a manual evidence pack on the same processes and databases.
 
 Every process is started with the commands of README, Scaling out (scripts/airflow-local.sh with
 CJMONITOR_AIRFLOW_ENV=config/airflow-celery.env for the API server, scheduler and DAG processor, and its `exec` form
@@ -126,32 +127,44 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
 
         passwords = json.loads((airflow_home / "passwords.json").read_text())
         operator = token(url, "operator", passwords["operator"])
-        wait_for("the DAG processor to serialise the monthly DAG",
-                 lambda: request(f"{url}/api/v2/dags/{DAG_ID}", token=operator)[0] == 200, 180, logs,
-                 processes=started_processes)
-        request(f"{url}/api/v2/dags/{DAG_ID}", method="PATCH", body={"is_paused": False}, token=operator)
-        status, run = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns", method="POST", token=operator,
-                              body={"logical_date": None, "conf": {"period": PERIOD}})
-        assert status in (200, 201), run
-        run_id = run["dag_run_id"]
+
+        def run_to_success(dag_id: str, body: dict) -> str:
+            """Unpause ``dag_id``, trigger a run with ``body`` and wait for it to succeed; its run id."""
+            wait_for(f"the DAG processor to serialise {dag_id}",
+                     lambda: request(f"{url}/api/v2/dags/{dag_id}", token=operator)[0] == 200, 180, logs,
+                     processes=started_processes)
+            request(f"{url}/api/v2/dags/{dag_id}", method="PATCH", body={"is_paused": False}, token=operator)
+            status, run = request(f"{url}/api/v2/dags/{dag_id}/dagRuns", method="POST", token=operator, body=body)
+            assert status in (200, 201), run
+
+            def finished():
+                _, current = request(f"{url}/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", token=operator)
+                if current["state"] == "failed":
+                    _, tis = request(f"{url}/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances"
+                                     "?limit=200", token=operator)
+                    failed = [(t["task_id"], t.get("map_index")) for t in tis["task_instances"] if t["state"] == "failed"]
+                    pytest.fail(f"the {dag_id} run failed on Celery: {failed}")
+                return current["state"] == "success"
+            # A few minutes on two idle cores; far more when the machine is shared (the full suite runs beside it).
+            wait_for(f"the {dag_id} run to succeed", finished, 1500, logs, interval=3, processes=started_processes)
+            return run["dag_run_id"]
+
         triggered = time.monotonic()
         # The executor the scheduler runs, as its configuration says (the files, the environment over them); read
         # while the run goes.
         executor = subprocess.Popen([str(SCRIPT), "exec", "airflow", "config", "get-value", "core", "executor"],
                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         processes.callback(executor.kill)
-
-        def finished():
-            _, current = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token=operator)
-            if current["state"] == "failed":
-                _, tis = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=200",
-                                 token=operator)
-                failed = [(t["task_id"], t.get("map_index")) for t in tis["task_instances"] if t["state"] == "failed"]
-                pytest.fail(f"the monthly run failed on Celery: {failed}")
-            return current["state"] == "success"
-        # A few minutes on two idle cores; far more when the machine is shared (the full suite runs beside it).
-        wait_for("the monthly run to succeed", finished, 1500, logs, interval=3, processes=started_processes)
+        run_id = run_to_success(DAG_ID, {"logical_date": None, "conf": {"period": PERIOD}})
         run_seconds = time.monotonic() - triggered
+
+        # The other two DAGs on the same scale-out and databases: the daily returns run for early January (the
+        # December returns are all in and on time in this world, so the late-return alert passes and nothing new is
+        # loaded), and a manual evidence pack with its parameters.
+        contract_id = world.truth["failing_contracts"][0]
+        run_to_success("cjmonitor_returns", {"logical_date": "2025-01-07T07:00:00Z"})
+        run_to_success("cjmonitor_evidence_pack", {"logical_date": None,
+                                                   "conf": {"contract_id": contract_id, "as_of": PERIOD}})
 
         out, err = executor.communicate(timeout=120)
         assert out.strip().splitlines()[-1:] == ["CeleryExecutor"], err[-2000:]
@@ -164,6 +177,10 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
         results = dict(connection.execute(text("SELECT task_id, worker FROM celery_taskmeta WHERE status = 'SUCCESS'")).all())
     # Every task instance ran as a Celery task (its id is the task instance's external executor id, set by the
     # CeleryExecutor when it queued it) that one of the two workers ran to the end, and each worker ran some.
+    # (distribute_to never runs: list_recipients skips it, no SMTP here.)
+    assert {ti.task_id for ti in tis if ti.external_executor_id is None} == {"distribute_to"}, tis
+    assert {ti.state for ti in tis if ti.task_id == "distribute_to"} == {"skipped"}, tis
+    tis = [ti for ti in tis if ti.task_id != "distribute_to"]
     ran_on = {(ti.task_id, ti.map_index): results.get(ti.external_executor_id) for ti in tis}
     assert all(ran_on.values()), [key for key, worker in ran_on.items() if not worker]
     per_worker = Counter(worker.split("@")[0] for worker in ran_on.values())
@@ -174,12 +191,17 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
         for ti in tis:
             assert (f"execute_workload[{ti.external_executor_id}] received" in received) == \
                 results[ti.external_executor_id].startswith(f"{name}@"), (name, ti.task_id, ti.map_index)
-    # distribute_to skips itself (no SMTP here); everything else succeeded.
-    assert {ti.state for ti in tis if ti.task_id != "distribute_to"} == {"success"}, tis
-    assert {ti.state for ti in tis if ti.task_id == "distribute_to"} == {"skipped"}, tis
+    # list_recipients skips itself (no SMTP here) and so distribution; everything else succeeded.
+    assert {ti.state for ti in tis if ti.task_id != "list_recipients"} == {"success"}, tis
+    assert {ti.state for ti in tis if ti.task_id == "list_recipients"} == {"skipped"}, tis
     assert {ti.task_id for ti in tis} >= {"check_database", "ingest_provider", "derive_kpis", "judge_kpis",
                                           "analyse_outcomes", "render_area", "render_index"}
     assert sum(ti.task_id == "render_area" for ti in tis) == 5
+    # Each task process started with the application the worker imported before forking (cjmonitor/preload.py).
+    task_logs = sorted((airflow_home / "logs").glob(f"dag_id={DAG_ID}/run_id=*/task_id=*/**/*.log"))
+    assert len(task_logs) >= len(tis), task_logs
+    cold = [str(p) for p in task_logs if "inherited from process" not in p.read_text(errors="replace")]
+    assert cold == [], cold
 
     with session_scope(settings) as session:
         accepted = session.exec(select(Submission).where(Submission.status == "accepted")).all()
@@ -189,7 +211,11 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
     assert sorted(a.path.rsplit(".", 1)[1] for a in scorecards) == sorted(["html", "pdf", "xlsx"] * len(world.contracts))
     assert {a.contract_id for a in scorecards} == {c.id for c in world.contracts}
     assert {a.area_code for a in reports} == {area.code for area in world.areas}, reports
-    for artifact in [*scorecards, *reports]:  # each recorded document is on disk, with the recorded checksum
+    with session_scope(settings) as session:
+        packs = session.exec(select(Artifact).where(Artifact.kind == "evidence_pack", Artifact.contract_id == contract_id)).all()
+        assert len(session.exec(select(Submission)).all()) == len(world.files)  # the returns run loaded nothing twice
+    assert sorted(a.path.rsplit(".", 1)[1] for a in packs) == ["html", "pdf", "xlsx"]
+    for artifact in [*scorecards, *reports, *packs]:  # each recorded document is on disk, with the recorded checksum
         path = Path(artifact.path) if Path(artifact.path).is_absolute() else home / artifact.path
         assert hashlib.sha256(path.read_bytes()).hexdigest() == artifact.sha256, artifact.path
     print(f"Celery: {dict(per_worker)} task instances per worker; the monthly run took {run_seconds:.0f} s, "

@@ -123,6 +123,8 @@ def test_operator_triggers_the_monthly_run_and_sees_mapped_tasks_in_the_grid(air
     assert [c for c in contracts if f"scorecards/{PERIOD}/{c}.html" not in logged] == [], \
         "every scorecard is named in its area task's log"
     assert logged.count("monthly_report ") == 5 and logged.count("lcjb_pack ") == 5
+    # Each started with the application the LocalExecutor's worker had imported before forking it (cjmonitor/preload.py).
+    assert logged.count("application preloaded (") == 5 and logged.count("inherited from process") == 5
 
     n_providers = sum(t["task_id"] == "ingest_provider" for t in tis["task_instances"])
     n_areas = len(areas)
