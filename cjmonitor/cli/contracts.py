@@ -27,20 +27,27 @@ def scorecard(home, contract_id, period, as_json) -> None:
     from cjmonitor.errors import NotFoundError
     from cjmonitor.migrate import ensure_schema
     from contracts.actions import format_value  # noqa: F401
+    from contracts.fairness import use_threshold_store
     from contracts.models import Contract, Judgement
     from reports.scorecard import METHOD_NAMES
     from reports.views import build_scorecard_view
 
     settings = _settings(home)
     ensure_schema(settings)
-    with session_scope(settings) as session:
-        if session.get(Contract, contract_id) is None:
-            raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
-        if not session.exec(select(Judgement.id).where(Judgement.contract_id == contract_id,
-                                                       Judgement.period == period)).first():
-            require_judged(session, period, contract_id=contract_id)
-        # The same view the scorecard document is rendered from (reports.views).
-        result = build_scorecard_view(session, contract_id, period, settings.alpha).to_dict()
+    # The shortfall rule's thresholds the judge step and the documents stored (read only: a scorecard query leaves
+    # the home as it was; a month not in the store is simulated here, as without it).
+    use_threshold_store(settings.threshold_cache_path)
+    try:
+        with session_scope(settings) as session:
+            if session.get(Contract, contract_id) is None:
+                raise NotFoundError(f"no contract '{contract_id}': `cjmonitor contracts` lists them")
+            if not session.exec(select(Judgement.id).where(Judgement.contract_id == contract_id,
+                                                           Judgement.period == period)).first():
+                require_judged(session, period, contract_id=contract_id)
+            # The same view the scorecard document is rendered from (reports.views).
+            result = build_scorecard_view(session, contract_id, period, settings.alpha).to_dict()
+    finally:
+        use_threshold_store(None)  # this home's store is not left in use for whatever this process does next
     measures, evidence = result["measures"], result["evidence"]
     if as_json:
         _echo_json(result)
