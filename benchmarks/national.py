@@ -164,7 +164,8 @@ def _task_overheads(task_instances: list[dict]) -> tuple[dict, dict]:
     """Per stage (task id): instances, summed and slowest run time, and the time from queued to running (the
     executor's and a task process's start-up before the task's own code); and the same delays over all tasks."""
     stages: dict[str, dict] = {}
-    delays, intervals = [], []
+    intervals: dict[str, list[tuple[datetime, datetime]]] = {}  # (start, end) of each task instance, per stage
+    delays = []
     for ti in task_instances:
         if ti["state"] != "success":
             continue
@@ -176,21 +177,18 @@ def _task_overheads(task_instances: list[dict]) -> tuple[dict, dict]:
         entry["seconds"] = round(entry["seconds"] + run, 2)
         entry["slowest"] = round(max(entry["slowest"], run), 2)
         if ti.get("start_date") and ti.get("end_date"):
-            interval = (datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]))
-            intervals.append(interval)
-            entry.setdefault("_intervals", []).append(interval)
+            intervals.setdefault(ti["task_id"], []).append(
+                (datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"])))
         if waited is not None:
             entry["queued_to_running_seconds"] = round(entry["queued_to_running_seconds"] + waited, 2)
             delays.append(waited)
-    for entry in stages.values():  # the stage's wall time, first start to last end
-        spans = entry.pop("_intervals", [])
-        if spans:
-            entry["span_seconds"] = round((max(e for _, e in spans) - min(b for b, _ in spans)).total_seconds(), 2)
+    for task_id, spans in intervals.items():  # the stage's wall time, first start to last end
+        stages[task_id]["span_seconds"] = round((max(e for _, e in spans) - min(b for b, _ in spans)).total_seconds(), 2)
     summary = {"tasks": len(delays), "mean": round(sum(delays) / len(delays), 2) if delays else None,
                "max": round(max(delays), 2) if delays else None, "total": round(sum(delays), 1),
                # wall time with at least one task running: the run's time less this is spent between tasks
                # (the scheduler noticing an end, expanding mapped tasks, starting the next task's process)
-               "some_task_running_seconds": round(_union_seconds(intervals), 1)}
+               "some_task_running_seconds": round(_union_seconds([i for spans in intervals.values() for i in spans]), 1)}
     return stages, summary
 
 

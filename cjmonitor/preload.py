@@ -74,13 +74,8 @@ def preload_for(argv: list[str] | None = None) -> bool:
     before this process first forks. Returns whether it will."""
     if not enabled() or not forks_tasks(sys.argv if argv is None else argv):
         return False
-    os.register_at_fork(before=_before_fork)
+    os.register_at_fork(before=preload)  # runs before every fork; imports on the first only
     return True
-
-
-def _before_fork() -> None:
-    if _done is None:
-        preload()
 
 
 def status() -> str:

@@ -65,6 +65,26 @@ def wait_for(what: str, probe, timeout: float, log: Path | list[Path], interval:
     fail(f"timed out after {timeout:.0f} s waiting for {what} (last error {last!r}); log tails:\n{tails()}")
 
 
+def trigger_and_wait(url: str, token: str, dag_id: str, body: dict, logs: Path | list[Path],
+                     processes: Sequence[subprocess.Popen] = (), timeout: float = 1500) -> str:
+    """Trigger a run of ``dag_id`` with ``body`` through the REST API and wait for it to succeed; its run id. The
+    test fails, naming the failed task instances, as soon as the run fails."""
+    status, run = request(f"{url}/api/v2/dags/{dag_id}/dagRuns", method="POST", token=token, body=body)
+    assert status in (200, 201), run
+    runs = f"{url}/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
+
+    def finished() -> bool:
+        _, current = request(runs, token=token)
+        if current["state"] == "failed":
+            _, tis = request(f"{runs}/taskInstances?limit=200", token=token)
+            failed = [(t["task_id"], t.get("map_index")) for t in tis["task_instances"] if t["state"] == "failed"]
+            pytest.fail(f"the {dag_id} run failed: {failed}")
+        return current["state"] == "success"
+    # A few minutes on two idle cores; far more when the machine is shared (the full suite runs beside it).
+    wait_for(f"the {dag_id} run to succeed", finished, timeout, logs, interval=3, processes=processes)
+    return run["dag_run_id"]
+
+
 def token(url: str, user: str, password: str) -> str:
     """A REST API token for one of the simple auth manager's users."""
     status, body = request(f"{url}/auth/token", method="POST", body={"username": user, "password": password})

@@ -30,7 +30,15 @@ from cjmonitor.db import session_scope
 from cjmonitor.demo import generate_world, load_world
 from cjmonitor.settings import get_settings
 from contracts.models import Artifact, Submission
-from tests.airflow_processes import free_port, postgres_databases, request, stop_group, token, wait_for
+from tests.airflow_processes import (
+    free_port,
+    postgres_databases,
+    request,
+    stop_group,
+    token,
+    trigger_and_wait,
+    wait_for,
+)
 from tests.conftest import REPO_ROOT
 from tests.deps import need_redis_server
 
@@ -134,20 +142,7 @@ def test_monthly_run_on_two_celery_workers(databases, redis_broker, tmp_path):
                      lambda: request(f"{url}/api/v2/dags/{dag_id}", token=operator)[0] == 200, 180, logs,
                      processes=started_processes)
             request(f"{url}/api/v2/dags/{dag_id}", method="PATCH", body={"is_paused": False}, token=operator)
-            status, run = request(f"{url}/api/v2/dags/{dag_id}/dagRuns", method="POST", token=operator, body=body)
-            assert status in (200, 201), run
-
-            def finished():
-                _, current = request(f"{url}/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", token=operator)
-                if current["state"] == "failed":
-                    _, tis = request(f"{url}/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances"
-                                     "?limit=200", token=operator)
-                    failed = [(t["task_id"], t.get("map_index")) for t in tis["task_instances"] if t["state"] == "failed"]
-                    pytest.fail(f"the {dag_id} run failed on Celery: {failed}")
-                return current["state"] == "success"
-            # A few minutes on two idle cores; far more when the machine is shared (the full suite runs beside it).
-            wait_for(f"the {dag_id} run to succeed", finished, 1500, logs, interval=3, processes=started_processes)
-            return run["dag_run_id"]
+            return trigger_and_wait(url, operator, dag_id, body, logs, processes=started_processes)
 
         triggered = time.monotonic()
         # The executor the scheduler runs, as its configuration says (the files, the environment over them); read

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.airflow_processes import free_port, request, stop_group, token, wait_for
+from tests.airflow_processes import free_port, request, stop_group, token, trigger_and_wait, wait_for
 from tests.browser import chromium_page
 from tests.conftest import REPO_ROOT
 
@@ -91,22 +91,8 @@ def test_operator_triggers_the_monthly_run_and_sees_mapped_tasks_in_the_grid(air
              lambda: request(f"{url}/api/v2/dags/{DAG_ID}", token=token)[0] == 200, 180, log)
     status, dag = request(f"{url}/api/v2/dags/{DAG_ID}", method="PATCH", body={"is_paused": False}, token=token)
     assert dag["is_paused"] is False
-    status, run = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns", method="POST", token=token,
-                          body={"logical_date": None, "conf": {"period": PERIOD}})
-    assert status in (200, 201), run
-    run_id = run["dag_run_id"]
     triggered = time.monotonic()
-
-    def finished():
-        _, current = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token=token)
-        if current["state"] == "failed":
-            _, tis = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=200", token=token)
-            failed = [(t["task_id"], t.get("map_index")) for t in tis["task_instances"] if t["state"] == "failed"]
-            pytest.fail(f"the monthly run failed: {failed}")
-        return current if current["state"] == "success" else None
-
-    # A few minutes on two idle cores; far more when the machine is shared.
-    wait_for("the monthly run to succeed", finished, 1500, log, interval=5)
+    run_id = trigger_and_wait(url, token, DAG_ID, {"logical_date": None, "conf": {"period": PERIOD}}, log)
     run_seconds = time.monotonic() - triggered
 
     _, tis = request(f"{url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=500", token=token)
