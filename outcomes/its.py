@@ -8,7 +8,7 @@ models with an offset and Fourier seasonality of Lopez Bernal, Cummins & Gasparr
 ``L_k`` is the level change and ``S_k`` the slope change at intervention ``k``. Families:
 
 * ``gaussian``: OLS, with classical errors when the residuals show no autocorrelation and AR(1) errors
-  (maximum likelihood) when they do; Newey-West (HAC) errors on request;
+  (restricted maximum likelihood, as R's ``nlme::gls``) when they do; Newey-West (HAC) errors on request;
 * ``poisson``: log link with ``log(offset)`` (e.g. a population or caseload); ``scale="pearson"``
   gives quasi-Poisson errors for overdispersed counts;
 * ``binomial``: logit link on numerator / denominator, with the same ``scale`` option.
@@ -61,7 +61,7 @@ class ITSResult(Result):
         Durbin-Watson statistic and Ljung-Box p-value of the (Pearson) residuals.
     frame : pandas.DataFrame
         ``time``, ``observed``, ``fitted``, ``counterfactual``, ``counterfactual_low``, ``counterfactual_high``, ``post``.
-    fit : the statsmodels results object, for experts.
+    fit : the statsmodels results object, for experts (an :class:`AR1Fit` for AR(1) errors).
     """
 
     method: ClassVar[str] = "interrupted time series (segmented regression)"
@@ -267,7 +267,7 @@ def fit_its(data: pd.DataFrame, time: str, outcome: str, interventions, *, famil
     errors : {"auto", "ols", "hac", "ar1"}
         Gaussian only. ``auto`` (default) fits OLS, and keeps its classical errors when the residuals show no
         autocorrelation (Ljung-Box p >= 0.05 and Durbin-Watson 1.5 to 2.5), else refits with AR(1) errors by
-        maximum likelihood (statsmodels SARIMAX). ``hac`` gives Newey-West errors (lag ``hac_lags`` or
+        restricted maximum likelihood (:func:`fit_ar1`). ``hac`` gives Newey-West errors (lag ``hac_lags`` or
         floor(4 (n/100)^(2/9))); in simulations here HAC intervals under-covered in monthly series of 60 to 96
         points (about 90% for a nominal 95%), which is why it is not the default.
 
@@ -345,10 +345,8 @@ def fit_its(data: pd.DataFrame, time: str, outcome: str, interventions, *, famil
         dist = stats.t(df=fit.df_resid)
     elif family == "gaussian" and chosen == "ar1":
         lags = None
-        fit = sm.tsa.SARIMAX(y, exog=X, order=(1, 0, 0), trend="n").fit(disp=False, method="lbfgs", maxiter=500)
-        keep = list(range(X.shape[1]))  # SARIMAX orders the regression coefficients first, then ar.L1 and sigma2
-        fit_params = np.asarray(fit.params)[keep]
-        fit_cov = np.asarray(fit.cov_params())[np.ix_(keep, keep)]
+        fit = fit_ar1(y, X)
+        fit_params, fit_cov = fit.params, fit.cov
         dist = stats.t(df=max(n - X.shape[1] - 1, 1))
     elif family == "gaussian":
         lags = hac_lags if hac_lags is not None else int(math.floor(4 * (n / 100) ** (2 / 9)))
@@ -435,8 +433,7 @@ def fit_its(data: pd.DataFrame, time: str, outcome: str, interventions, *, famil
     diagnostics = {"durbin_watson": float(durbin_watson(residuals)), "ljung_box_p": float(ljung["lb_pvalue"].iloc[0]),
                    "ljung_box_lag": lb_lag, "dispersion": float(fit.scale) if family != "gaussian" else None,
                    "error_model": chosen if family == "gaussian" else f"{family} ({scale} scale)",
-                   "converged": bool(getattr(fit, "mle_retvals", {}).get("converged", True)
-                                     if hasattr(fit, "mle_retvals") and fit.mle_retvals else True)}
+                   "converged": bool(getattr(fit, "converged", True))}
     chart = pd.DataFrame({
         "time": labels, "observed": observed, "fitted": fitted, "counterfactual": counterfactual,
         "counterfactual_low": np.quantile(sims_cf_all, lo, axis=0), "counterfactual_high": np.quantile(sims_cf_all, hi, axis=0),
@@ -445,6 +442,74 @@ def fit_its(data: pd.DataFrame, time: str, outcome: str, interventions, *, famil
     return ITSResult(family=family, n=n, alpha=alpha, seasonality=seasonality or "none", hac_lags=lags,
                      scale=scale if family != "gaussian" else chosen, effects=tuple(effects), post_effect=post_effect, diagnostics=diagnostics,
                      frame=chart, fit=fit)
+
+
+@dataclass(frozen=True)
+class AR1Fit:
+    """A linear regression with stationary AR(1) errors, fitted by restricted maximum likelihood (:func:`fit_ar1`)."""
+
+    params: np.ndarray  # the regression coefficients
+    cov: np.ndarray  # their covariance: the GLS covariance at the estimated autocorrelation
+    phi: float  # the errors' lag-1 autocorrelation
+    sigma2: float  # the innovations' variance (REML: the transformed residuals' sum of squares over n - k)
+    restricted_loglike: float
+    nobs: int
+    converged: bool  # False when the estimate is at the bound (the errors are nearly a random walk)
+
+
+def _prais_winsten(y: np.ndarray, X: np.ndarray, phi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The whitening transform of AR(1) errors, first observation included: ``y*`` and ``X*`` whose errors are
+    independent with equal variance."""
+    first = math.sqrt(1 - phi * phi)
+    ys = np.concatenate([[first * y[0]], y[1:] - phi * y[:-1]])
+    Xs = np.vstack([first * X[:1], X[1:] - phi * X[:-1]])
+    return ys, Xs
+
+
+def fit_ar1(y: np.ndarray, X: np.ndarray, *, bound: float = 0.99) -> AR1Fit:
+    """Regression with stationary AR(1) errors by restricted maximum likelihood (REML), the default of R's
+    ``nlme::gls(correlation = corAR1())``.
+
+    For a given autocorrelation ``phi`` the Prais-Winsten transform makes the errors independent: the coefficients
+    are least squares on the transformed data, the innovations' variance is ``SSR* / (n - k)``, and the restricted
+    log-likelihood is a function of ``phi`` alone,
+    ``-(n - k)/2 (log(2 pi sigma2) + 1) + log(1 - phi^2)/2 - log|X*'X*|/2``. It is maximised over
+    ``|phi| <= bound`` on a grid of 0.01 and then by Brent's method within the best cell. The coefficients'
+    covariance is ``sigma2 (X*'X*)^-1`` at that ``phi``, as ``gls`` reports it.
+
+    Why not maximum likelihood (statsmodels' SARIMAX, which this replaced): ML underestimates ``phi`` in short
+    series, so its intervals were too narrow. In simulated monthly series (AR(1) errors with ``phi`` = 0.5, 48
+    points, Fourier seasonality, 300 series) the 95% interval of the level change covered the injected change
+    in 83% of series with exact ML and GLS errors, and in 89% with SARIMAX's default (outer-product-of-gradients)
+    errors, which were also erratic (3.6 times the observed-information error in one series); with REML, 93%
+    (95% with independent errors). SARIMAX also took about 0.2 s a fit, and often stopped unconverged.
+    """
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float)
+    n, k = X.shape
+    if n - k < 2:
+        raise OutcomesError(f"AR(1) errors need at least {k + 2} periods for {k} coefficients; there are {n}")
+
+    def restricted(phi: float) -> tuple[float, np.ndarray, float, np.ndarray]:
+        ys, Xs = _prais_winsten(y, X, phi)
+        beta, *_ = np.linalg.lstsq(Xs, ys, rcond=None)
+        sigma2 = float(np.sum((ys - Xs @ beta) ** 2) / (n - k))
+        logdet = np.linalg.slogdet(Xs.T @ Xs)[1]
+        value = -(n - k) / 2 * (math.log(2 * math.pi * sigma2) + 1) + 0.5 * math.log(1 - phi * phi) - 0.5 * logdet
+        return value, beta, sigma2, Xs
+
+    grid = np.linspace(-bound, bound, int(round(2 * bound / 0.01)) + 1)
+    values = np.array([restricted(float(phi))[0] for phi in grid])
+    best = int(np.argmax(values))
+    low, high = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    found = minimize_scalar(lambda phi: -restricted(phi)[0], bounds=(low, high), method="bounded",
+                            options={"xatol": 1e-8})
+    phi = float(found.x) if found.success and -found.fun >= values[best] else float(grid[best])
+    value, beta, sigma2, Xs = restricted(phi)
+    return AR1Fit(params=beta, cov=sigma2 * np.linalg.pinv(Xs.T @ Xs), phi=phi, sigma2=sigma2,
+                  restricted_loglike=value, nobs=n, converged=abs(phi) < bound - 1e-4)
 
 
 def _numeric(values: pd.Series, column: str) -> np.ndarray:

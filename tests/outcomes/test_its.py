@@ -96,6 +96,66 @@ def test_ar1_errors_recover_the_effect_under_autocorrelation():
     assert ar1.level_change.se > 0
 
 
+def _dense_reml(y, X, phi):
+    """The restricted log-likelihood of AR(1) errors from the full covariance matrix (an independent check of the
+    Prais-Winsten profile in fit_ar1): the coefficients by GLS, then Harville's REML criterion."""
+    n, k = X.shape
+    lags = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+    R = phi ** lags / (1 - phi ** 2)  # correlation structure up to sigma2
+    Ri = np.linalg.inv(R)
+    XtRiX = X.T @ Ri @ X
+    beta = np.linalg.solve(XtRiX, X.T @ Ri @ y)
+    r = y - X @ beta
+    sigma2 = r @ Ri @ r / (n - k)
+    value = -0.5 * ((n - k) * np.log(2 * np.pi * sigma2) + np.linalg.slogdet(R)[1] + np.linalg.slogdet(XtRiX)[1]
+                    + (n - k))
+    return value, beta, sigma2 * np.linalg.inv(XtRiX)
+
+
+@pytest.mark.parametrize("phi, n", [(0.0, 48), (0.6, 36), (-0.4, 60), (0.85, 96)])
+def test_ar1_fit_is_the_reml_of_the_full_covariance(phi, n):
+    from scipy.optimize import minimize_scalar
+
+    from outcomes.its import fit_ar1
+
+    rng = np.random.default_rng(int(100 * phi) + n)
+    data = _series(rng, n=n, at=n // 2, level=4.0, phi=phi, sd=2.0)
+    t = np.arange(n)
+    X = np.column_stack([np.ones(n), t, (t >= n // 2).astype(float), np.sin(2 * np.pi * t / 12),
+                         np.cos(2 * np.pi * t / 12)])
+    fit = fit_ar1(data["y"].to_numpy(), X)
+    found = minimize_scalar(lambda p: -_dense_reml(data["y"].to_numpy(), X, p)[0], bounds=(-0.99, 0.99),
+                            method="bounded", options={"xatol": 1e-9})
+    value, beta, cov = _dense_reml(data["y"].to_numpy(), X, found.x)
+    assert fit.phi == pytest.approx(found.x, abs=1e-4)
+    assert fit.restricted_loglike == pytest.approx(value, abs=1e-6)
+    assert np.allclose(fit.params, beta, atol=1e-4)
+    assert np.allclose(np.sqrt(np.diag(fit.cov)), np.sqrt(np.diag(cov)), rtol=1e-3)
+    assert fit.converged
+
+
+def test_ar1_fit_refuses_too_few_periods():
+    from outcomes.its import fit_ar1
+
+    with pytest.raises(OutcomesError, match="at least 7 periods for 5 coefficients"):
+        fit_ar1(np.arange(6.0), np.column_stack([np.ones(6), *np.eye(6)[:4]]))
+
+
+@pytest.mark.slow
+@pytest.mark.simulation
+def test_ar1_intervals_cover_under_autocorrelation():
+    """200 monthly series of 48 points with AR(1) errors (phi 0.5) and a level change of 4: the REML intervals
+    cover it in 90-97% of series (maximum likelihood, which these replaced, covered 83% in the same design)."""
+    rng = np.random.default_rng(3)
+    covered, sims = 0, 200
+    for _ in range(sims):
+        data = _series(rng, n=48, at=24, level=4.0, phi=0.5, sd=2.0)
+        r = fit_its(data, "month", "y", data["month"][24], seasonality="fourier:1", slope_change=False,
+                    errors="ar1", draws=20)
+        covered += r.level_change.ci_low < 4.0 < r.level_change.ci_high
+    assert 0.90 <= covered / sims <= 0.97, covered / sims
+
+
 def test_binomial_rates_with_a_known_jump():
     rng = np.random.default_rng(5)
     n = np.full(36, 400)
