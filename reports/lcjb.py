@@ -81,11 +81,20 @@ class SystemIndex:
         whole = frame[frame["breakdown"] == ""]
         self.whole = {key: rows for key, rows in whole.groupby(["agency", "measure"], sort=False)}
         self._interdependencies = None
+        self._pathway_store = None
 
     def rows(self, agency: str, measure: str) -> pd.DataFrame:
         """The whole-area rows of one measure, every area and period, in the frame's order (empty if none)."""
         found = self.whole.get((agency, measure))
         return found if found is not None else self.frame.iloc[0:0]
+
+    def pathway_store(self):
+        """The monthly figures indexed for the pathway's sums (the same for every area's pack)."""
+        from contracts.pathway import PathwayStore
+
+        if self._pathway_store is None:
+            self._pathway_store = PathwayStore(self.frame[self.frame["period_type"] == "month"])
+        return self._pathway_store
 
     def interdependencies(self):
         """The panel analysis across every area (the same for every area's pack)."""
@@ -258,7 +267,8 @@ def gather(session: Session, area_code: str, period: str, *, threshold: int = 5)
     if frame.empty or area_code not in index.area_set:
         raise LcjbError(f"no system measures are stored for {area_code}: drop the cjs_system_measures returns in the "
                         "drop folder and run `cjmonitor ingest` (or `cjmonitor system load FILES`)")
-    pathway = published_pathway(build_pathway(frame, area_code, period, months=3), threshold=threshold)
+    pathway = published_pathway(build_pathway(frame, area_code, period, months=3,
+                                                               store=index.pathway_store()), threshold=threshold)
     similar = [s["area_code"] for s in pathway["similar_areas"]]
     names = {a.code: a.name for a in session.exec(select(Area)).all()}
     from outcomes.errors import OutcomesError

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from contracts.geography import AREAS
 from contracts.models import Area
-from contracts.pathway import build_pathway, load_pathway, load_profiles, most_similar
+from contracts.pathway import PathwayError, build_pathway, load_pathway, load_profiles, most_similar
 from contracts.system import read_system_measures, store_system_measures
 from reports.pathway import published_pathway
 from reports.suppression import SUPPRESSED
@@ -152,3 +152,20 @@ def test_intruder_cannot_recover_a_suppressed_group(stored, threshold):
     # the intruder also knows the whole-area prosecutions from the return itself
     total = {"completed": conviction["volume"], "ended": 36 + 37 + 38}
     assert_protected(intruder_ranges(rows, total, rate_step=0.001, ratio_step=0.01), f"conviction by sex, threshold {threshold}")
+
+
+def test_a_figure_stored_twice_is_refused_with_the_measure_and_month(stored):
+    doubled = pd.concat([stored, stored[(stored.area_code == B) & (stored.measure == "recorded_crime")
+                                        & (stored.period == "2024-02")]], ignore_index=True)
+    with pytest.raises(PathwayError, match=r"police\.recorded_crime is stored twice for E23000037 2024-02"):
+        build_pathway(doubled, A, "2024-03")
+
+
+def test_a_shared_store_gives_the_same_pathway_for_every_area(stored):
+    """The LCJB packs index the stored frame once and build every area's pathway from that index."""
+    from contracts.pathway import PathwayStore
+
+    store = PathwayStore(stored[stored["period_type"] == "month"] if "period_type" in stored.columns else stored)
+    for area in (A, B, C):
+        assert build_pathway(stored, area, "2024-03", store=store).to_dict() == \
+            build_pathway(stored, area, "2024-03").to_dict()
