@@ -49,6 +49,16 @@ def _world(settings):
     return world
 
 
+def _steps(settings, analyse: bool = False) -> dict:
+    """ingest, derive and judge (and analyse) as run_all does, without rendering."""
+    summary = pipeline.ingest(settings)
+    pipeline.derive(settings)
+    judged = pipeline.judge(settings)
+    if analyse:
+        pipeline.analyse(settings)
+    return {"ingest": summary.to_dict(), "judgements": judged.stored}
+
+
 def _kpis(settings) -> pd.DataFrame:
     with session_scope(settings) as session:
         rows = [v.model_dump(exclude={"id", "submission_ids"}) for v in session.exec(select(KpiValue)).all()]
@@ -70,7 +80,7 @@ def test_full_pipeline_on_postgres_matches_sqlite(postgres_url, tmp_path):
     world = _world(pg)
     _world(lite)
     pg_result = pipeline.run_all(pg, "2024-12")
-    lite_result = pipeline.run_all(lite, "2024-12")
+    lite_result = _steps(lite)  # SQLite is the reference for the tables; rendering is tested on PostgreSQL
     assert pg_result["ingest"]["accepted"] == len(world.files) - 3 == lite_result["ingest"]["accepted"]
     assert pg_result["ingest"]["rejected"] == 3
     pd.testing.assert_frame_equal(_kpis(pg), _kpis(lite), check_exact=False, rtol=1e-12)
@@ -82,7 +92,7 @@ def test_full_pipeline_on_postgres_matches_sqlite(postgres_url, tmp_path):
     assert len(current) == len(world.files) - 3
     assert len(pg_result["scorecards"]) == len(world.contracts)
     # Rerunning on PostgreSQL changes nothing.
-    again = pipeline.run_all(pg, "2024-12")
+    again = _steps(pg, analyse=True)  # rendering again reads the same tables: test_rerun compares its bytes
     assert again["ingest"]["accepted"] == 0 and again["ingest"]["duplicate"] == len(world.files)
     pd.testing.assert_frame_equal(_kpis(pg), _kpis(lite), check_exact=False, rtol=1e-12)
     # Breakdowns (named SQL with CASE in GROUP BY, boolean flags) and funnel data agree across the two databases.
