@@ -263,14 +263,20 @@ def target_periods(session: Session, contract_ids: list[str] | None = None) -> p
     return targets
 
 
+def judgement_rows(session: Session, *where) -> pd.DataFrame:
+    """The stored judgements matching ``where`` (SQL conditions), one row each, in the table's column order (an
+    empty frame when none). Plain rows, not ORM objects: building and dumping a Judgement per row cost most of a
+    scorecard's reading, and the dumps' column order changed from call to call."""
+    table = Judgement.__table__
+    rows = session.exec(select(*table.columns).where(*where)).all()
+    return pd.DataFrame.from_records(rows, columns=[c.name for c in table.columns]) if rows else pd.DataFrame()
+
+
 def judged_months(session: Session, contract_ids: list[str]) -> pd.DataFrame:
     """The stored monthly judgements of these contracts with the minimum volume and direction of the terms in force."""
-    # Plain rows, not ORM objects: building and dumping a Judgement per row was most of this function's time.
-    table = Judgement.__table__
-    rows = session.exec(select(*table.columns).where(table.c.contract_id.in_(contract_ids))).all()
-    if not rows:
-        return pd.DataFrame()
-    frame = pd.DataFrame.from_records(rows, columns=[c.name for c in table.columns])
+    frame = judgement_rows(session, Judgement.contract_id.in_(contract_ids))
+    if frame.empty:
+        return frame
     terms = target_periods(session, contract_ids)[["contract_id", "measure_code", "from_period", "to_period", "min_volume"]]
     merged = frame.merge(terms, on=["contract_id", "measure_code"], how="left")
     merged = merged[(merged["period"] >= merged["from_period"]) & (merged["period"] <= merged["to_period"])]

@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from contracts.benchmark import funnel
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.credits import statement, statements
-from contracts.judge import kpi_charts, variation_breaks
+from contracts.judge import judgement_rows, kpi_charts, variation_breaks
 from contracts.models import (
     Area,
     Contract,
@@ -58,8 +58,7 @@ def gather(session: Session, contract_id: str, as_of: str, alpha: float) -> dict
     provider = session.get(Provider, contract.provider_id)
     area = session.get(Area, contract.area_code)
     last12 = _months_back(as_of, 12)
-    judged = pd.DataFrame([j.model_dump() for j in session.exec(
-        select(Judgement).where(Judgement.contract_id == contract_id, Judgement.period <= as_of)).all()])
+    judged = judgement_rows(session, Judgement.contract_id == contract_id, Judgement.period <= as_of)
     history = judged.sort_values(["measure_code", "period"]) if not judged.empty else judged
     kpis, asks = [], []
     charts = kpi_charts(history, variation_breaks(session, [contract_id]), as_of) if not history.empty else {}

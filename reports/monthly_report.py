@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from contracts.benchmark import breakdowns
 from contracts.catalogue import MEASURES_BY_CODE
 from contracts.credits import statement
+from contracts.judge import judgement_rows
 from contracts.models import Area, Contract, Finding, Judgement, Provider
 from contracts.status import return_status
 from contracts.value import FREQUENCY_MEASURE, value_view
@@ -77,8 +78,7 @@ def gather(session: Session, area_code: str, period: str, alpha: float, threshol
     ids = [c.id for c in contracts]
     providers = {p.id: p.name for p in session.exec(select(Provider)).all()}
     previous = str(pd.Period(period, "M") - 1)
-    judged = pd.DataFrame([j.model_dump() for j in session.exec(
-        select(Judgement).where(Judgement.contract_id.in_(ids), Judgement.period.in_([period, previous]))).all()])
+    judged = judgement_rows(session, Judgement.contract_id.in_(ids), Judgement.period.in_([period, previous]))
     dashboard, changes, exceptions, kpis = [], [], [], []
     totals = dict.fromkeys(WORDS, 0)
     for contract in contracts:

@@ -22,11 +22,9 @@ CHART_MONTHS = 12  # months on the trend chart and in each KPI's drill-down tabl
 
 
 def judgements_frame(session: Session, contract_ids: list[str] | None = None) -> pd.DataFrame:
-    query = select(Judgement)
-    if contract_ids is not None:
-        query = query.where(Judgement.contract_id.in_(contract_ids))
-    rows = [j.model_dump() for j in session.exec(query).all()]
-    return pd.DataFrame(rows)
+    from contracts.judge import judgement_rows
+
+    return judgement_rows(session, *([] if contract_ids is None else [Judgement.contract_id.in_(contract_ids)]))
 
 
 def scorecard_path(out_dir: Path, contract_id: str, period: str) -> Path:
