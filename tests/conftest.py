@@ -14,16 +14,17 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# The longest modules first (seconds in the full suite on two idle cores, 2026-12-03), so that pytest-xdist, which
-# hands whole modules to its workers in collection order (--dist loadfile), starts them early and fills the end
-# with short ones, instead of starting test_views last and leaving the other worker idle. Only the order changes;
-# a stale figure costs time, never a test. The rest keep their order after these.
+# The longest modules first (seconds in the full suite on two idle cores, 2026-12-04; the top 60 durations of
+# --durations=60, so a module's short tests are left out), so that pytest-xdist, which hands whole modules to its
+# workers in collection order (--dist loadfile), starts them early and fills the end with short ones, instead of
+# starting test_views last and leaving the other worker idle. Only the order changes; a stale figure costs time,
+# never a test. The rest keep their order after these.
 LONGEST_MODULES = {
-    "tests/test_airflow_ui.py": 225, "tests/test_airflow_celery.py": 200, "tests/test_rerun.py": 131,
-    "tests/test_views.py": 107, "tests/test_postgres.py": 96, "tests/outcomes/test_its.py": 88,
-    "tests/outcomes/test_groups_simulation.py": 76, "tests/test_cli.py": 68, "tests/test_incremental.py": 57,
-    "tests/test_airflow_no_hang.py": 53, "tests/test_concurrency.py": 45, "tests/test_bad_returns.py": 40,
-    "tests/test_distribute.py": 38, "tests/test_accessibility.py": 37, "tests/test_dags.py": 35,
+    "tests/test_airflow_celery.py": 119, "tests/test_rerun.py": 99, "tests/test_airflow_ui.py": 86,
+    "tests/outcomes/test_groups_simulation.py": 58, "tests/test_views.py": 57, "tests/test_cli.py": 45,
+    "tests/test_postgres.py": 44, "tests/test_incremental.py": 40, "tests/test_airflow_no_hang.py": 32,
+    "tests/test_distribute.py": 32, "tests/outcomes/test_its.py": 30, "tests/test_dags.py": 28,
+    "tests/test_accessibility.py": 24, "tests/test_concurrency.py": 20, "tests/test_second_office.py": 17,
 }
 
 
