@@ -220,7 +220,6 @@ def rolling_judgements(monthly: pd.DataFrame, period: str, alpha: float,
         measure = inside["measure_code"].to_numpy()
         starts = np.flatnonzero(np.r_[True, (contract[1:] != contract[:-1]) | (measure[1:] != measure[:-1])])
         last = np.r_[starts[1:], len(inside)] - 1  # each group's last month: the terms in force in the window
-
         denominator = inside["denominator"].to_numpy(dtype=float)
         if "kind" in inside.columns:
             kind = [k if isinstance(k, str) else "proportion" for k in inside["kind"].to_numpy()[last]]
