@@ -110,11 +110,17 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
                                                            threshold=settings.suppression_threshold,
                                                            unit_cost_gbp=settings.reoffence_unit_cost_gbp).values()]
         elif kind == "lcjb_pack":
-            from reports.lcjb import render_lcjb_pack
+            from reports.lcjb import render_lcjb_pack, save_index_cache, use_index_cache
 
-            # The system measures are read and indexed once per process (reports.lcjb.system_index), not per run.
-            paths = [str(p) for p in render_lcjb_pack(session, settings.out_dir, key, period, code_version=version,
-                                                      threshold=settings.suppression_threshold).values()]
+            # The system measures are read and indexed once per home and code version (reports.lcjb.system_index,
+            # kept in var/cache), not per process: each rendering task under Airflow is a process of its own.
+            use_index_cache(settings.threshold_cache_path.parent)
+            try:
+                paths = [str(p) for p in render_lcjb_pack(session, settings.out_dir, key, period, code_version=version,
+                                                          threshold=settings.suppression_threshold).values()]
+                save_index_cache()
+            finally:
+                use_index_cache(None)
         else:
             raise ValueError(f"unknown document kind {kind!r}: one of {', '.join(KINDS)}")
     save_threshold_store()

@@ -309,3 +309,40 @@ def test_cli_report_lcjb(writable_demo_home):
     bad = CliRunner().invoke(cli, ["report", "lcjb", "--home", str(writable_demo_home), "--area", "E23000010",
                                    "--period", "2025-10"])
     assert bad.exit_code != 0 and "quarter's last month" in bad.output
+
+
+def test_the_index_is_shared_by_the_processes_of_a_home_and_never_served_stale(writable_demo_home, monkeypatch):
+    """Each rendering task under Airflow is its own process. The first LCJB pack files the indexed system measures
+    (with the panel analysis) in var/cache; a process with nothing in memory renders from that copy without reading
+    the table, to the same bytes; once the table changes, the copy no longer matches and the table is read."""
+    from pathlib import Path
+
+    import contracts.system
+    from cjmonitor.documents import render_one
+    from reports import lcjb
+
+    settings = _settings(writable_demo_home)
+    cache = settings.threshold_cache_path.parent / "system-index.pickle"
+    cache.unlink(missing_ok=True)  # the demo's own run wrote one
+    with _session(writable_demo_home) as session:
+        area = session.exec(select(Area.code).order_by(Area.code)).first()
+    monkeypatch.setattr(lcjb, "_INDEXES", {})
+    monkeypatch.setattr(lcjb, "_SAVED", set())
+    _kind, paths, _wall, _cpu = render_one(settings, "lcjb_pack", area, PERIOD, cache={})
+    assert cache.exists()
+    first = {p: Path(p).read_bytes() for p in paths if not p.endswith(".pdf")}
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the system measures were read from the table although the shared index was current")
+
+    monkeypatch.setattr(contracts.system, "read_system_measures", refuse)
+    monkeypatch.setattr(lcjb, "_INDEXES", {})  # as a fresh task process
+    render_one(settings, "lcjb_pack", area, PERIOD, cache={})
+    assert {p: Path(p).read_bytes() for p in first} == first
+
+    with _session(writable_demo_home) as session:  # a figure withdrawn: the table's fingerprint changes
+        session.delete(session.exec(select(SystemMeasureValue).where(SystemMeasureValue.area_code == area)).first())
+    monkeypatch.setattr(lcjb, "_INDEXES", {})
+    monkeypatch.setattr(lcjb, "_CACHE_FILE", cache)
+    with pytest.raises(AssertionError, match="read from the table"), _session(writable_demo_home) as session:
+        lcjb.system_index(session)
