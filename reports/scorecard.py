@@ -9,6 +9,7 @@ import pandas as pd
 from sqlmodel import Session, select
 
 from contracts.catalogue import MEASURES_BY_CODE
+from contracts.judge import judgement_rows
 from contracts.models import Area, Artifact, Contract, Finding, Judgement, Provider, Submission
 from reports.artifacts import data_cut_time, format_cut, record_artifact, write_bytes, write_text
 from reports.charts import kpi_small_multiples, spc_table
@@ -19,12 +20,6 @@ from reports.xlsx import workbook_bytes
 
 log = logging.getLogger(__name__)
 CHART_MONTHS = 12  # months on the trend chart and in each KPI's drill-down table (the XLSX holds all)
-
-
-def judgements_frame(session: Session, contract_ids: list[str] | None = None) -> pd.DataFrame:
-    from contracts.judge import judgement_rows
-
-    return judgement_rows(session, *([] if contract_ids is None else [Judgement.contract_id.in_(contract_ids)]))
 
 
 def scorecard_path(out_dir: Path, contract_id: str, period: str) -> Path:
@@ -47,7 +42,7 @@ def render_scorecard(session: Session, out_dir: Path, contract_id: str, period: 
     provider = session.get(Provider, contract.provider_id)
     area = session.get(Area, contract.area_code)
     if history is None:
-        history = judgements_frame(session, [contract_id])
+        history = judgement_rows(session, Judgement.contract_id == contract_id)
     history = history[history["period"] <= period].sort_values(["measure_code", "period"]) if not history.empty else history
     from reports.views import build_scorecard_view
 
@@ -273,7 +268,7 @@ def render_index(session: Session, out_dir: Path, period: str, *, code_version: 
     areas = session.exec(select(Area).order_by(Area.name)).all()
     contracts = session.exec(select(Contract).order_by(Contract.id)).all()
     providers = {p.id: p.name for p in session.exec(select(Provider)).all()}
-    judged = judgements_frame(session)
+    judged = judgement_rows(session)
     current = judged[judged["period"] == period] if not judged.empty else judged
     totals = {"Green": 0, "Amber": 0, "Red": 0, "No data": 0}
     listed = []
