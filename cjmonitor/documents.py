@@ -110,9 +110,10 @@ def render_one(settings: Settings, kind: str, key: str, period: str,
                                                            threshold=settings.suppression_threshold,
                                                            unit_cost_gbp=settings.reoffence_unit_cost_gbp).values()]
         elif kind == "lcjb_pack":
-            from reports.lcjb import render_lcjb_pack, save_index_cache, use_index_cache
+            from reports.lcjb import render_lcjb_pack
+            from reports.system_index import save_index_cache, use_index_cache
 
-            # The system measures are read and indexed once per home and code version (reports.lcjb.system_index,
+            # The system measures are read and indexed once per home and code version (reports.system_index,
             # kept in var/cache), not per process: each rendering task under Airflow is a process of its own.
             use_index_cache(settings.threshold_cache_path.parent)
             try:

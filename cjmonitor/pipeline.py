@@ -435,7 +435,8 @@ def render_area(settings: Settings, area_code: str, period: str, echo=print) -> 
     import time
 
     from cjmonitor.documents import render_one
-    from reports.lcjb import is_quarter_end, system_index
+    from reports.lcjb import is_quarter_end
+    from reports.system_index import system_index
 
     with session_scope(settings) as session:
         if session.get(Area, area_code) is None:

@@ -206,7 +206,7 @@ class PathwayStore:
     breakdown rows per area.
 
     An LCJB run builds every area's pathway from the same stored frame, so it builds the store once
-    (``reports.lcjb.SystemIndex``) and passes it to :func:`build_pathway`; reindexing a MultiIndex for each of a
+    (``reports.system_index.SystemIndex``) and passes it to :func:`build_pathway`; reindexing a MultiIndex for each of a
     pack's ~400 sums had cost about a quarter of a second a pack."""
 
     COLUMNS = ("numerator", "denominator", "value")

@@ -319,15 +319,15 @@ def test_the_index_is_shared_by_the_processes_of_a_home_and_never_served_stale(w
 
     import contracts.system
     from cjmonitor.documents import render_one
-    from reports import lcjb
+    from reports import system_index as shared
 
     settings = _settings(writable_demo_home)
     cache = settings.threshold_cache_path.parent / "system-index.pickle"
     cache.unlink(missing_ok=True)  # the demo's own run wrote one
     with _session(writable_demo_home) as session:
         area = session.exec(select(Area.code).order_by(Area.code)).first()
-    monkeypatch.setattr(lcjb, "_INDEXES", {})
-    monkeypatch.setattr(lcjb, "_SAVED", set())
+    monkeypatch.setattr(shared, "_INDEXES", {})
+    monkeypatch.setattr(shared, "_SAVED", set())
     _kind, paths, _wall, _cpu = render_one(settings, "lcjb_pack", area, PERIOD, cache={})
     assert cache.exists()
     first = {p: Path(p).read_bytes() for p in paths if not p.endswith(".pdf")}
@@ -336,13 +336,13 @@ def test_the_index_is_shared_by_the_processes_of_a_home_and_never_served_stale(w
         raise AssertionError("the system measures were read from the table although the shared index was current")
 
     monkeypatch.setattr(contracts.system, "read_system_measures", refuse)
-    monkeypatch.setattr(lcjb, "_INDEXES", {})  # as a fresh task process
+    monkeypatch.setattr(shared, "_INDEXES", {})  # as a fresh task process
     render_one(settings, "lcjb_pack", area, PERIOD, cache={})
     assert {p: Path(p).read_bytes() for p in first} == first
 
     with _session(writable_demo_home) as session:  # a figure withdrawn: the table's fingerprint changes
         session.delete(session.exec(select(SystemMeasureValue).where(SystemMeasureValue.area_code == area)).first())
-    monkeypatch.setattr(lcjb, "_INDEXES", {})
-    monkeypatch.setattr(lcjb, "_CACHE_FILE", cache)
+    monkeypatch.setattr(shared, "_INDEXES", {})
+    monkeypatch.setattr(shared, "_CACHE_FILE", cache)
     with pytest.raises(AssertionError, match="read from the table"), _session(writable_demo_home) as session:
-        lcjb.system_index(session)
+        shared.system_index(session)
